@@ -1,0 +1,45 @@
+"""Command line: ``python -m segcourse COMMAND ...``.
+
+Each command lives in its own module, which provides ``add_arguments(parser)`` and
+``run(args) -> int``; only the invoked command's module is imported, so a slow import
+(torch, JupyterLab) is paid only by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("segcourse.doctor", "check the environment: versions, device, mode, datasets, widgets"),
+    "data": ("segcourse.data.cli", "build the synthetic datasets / convert real ones"),
+    "exercises": ("segcourse.exercises.cli", "build learner notebooks from the solutions, or check they are current"),
+    "train": ("segcourse.train.cli", "train a lesson model from the command line (pre-train before a workshop)"),
+    "course": ("segcourse.course", "run every solution notebook and write build/course-report.json"),
+    "notebooks": ("segcourse.notebooks", "execute notebooks in place (store outputs) in a chosen mode"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m segcourse", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in COMMANDS:
+        parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
+    module = importlib.import_module(COMMANDS[name][0])
+    cmd_parser = argparse.ArgumentParser(prog=f"python -m segcourse {name}", description=COMMANDS[name][1])
+    module.add_arguments(cmd_parser)
+    args = cmd_parser.parse_args(argv[1:])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
