@@ -12,6 +12,8 @@ PIP_FLAGS := --disable-pip-version-check -q
 COURSE_STAMP := $(VENV)/.stamp-course
 TEST_STAMP := $(VENV)/.stamp-test
 PYTEST := $(BIN)/python -m pytest
+# Figures must render inline in the kernels, as in JupyterLab: never run notebooks with MPLBACKEND=agg.
+INLINE := MPLBACKEND=module://matplotlib_inline.backend_inline
 NBVAL_FLAGS := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 JOBS ?= 2
 
@@ -56,8 +58,8 @@ test-package: $(TEST_STAMP)
 	SEGCOURSE_MODE=smoke $(PYTEST) tests -n $(JOBS) -m "not browser"
 
 test-notebooks: $(TEST_STAMP)
-	SEGCOURSE_MODE=smoke MPLBACKEND=agg $(PYTEST) --nbval $(NBVAL_FLAGS) -n $(JOBS) solutions
-	SEGCOURSE_MODE=smoke MPLBACKEND=agg $(PYTEST) --nbval-lax $(NBVAL_FLAGS) -n $(JOBS) notebooks
+	$(INLINE) SEGCOURSE_MODE=smoke $(PYTEST) --nbval $(NBVAL_FLAGS) -n $(JOBS) solutions
+	$(INLINE) SEGCOURSE_MODE=smoke $(PYTEST) --nbval-lax $(NBVAL_FLAGS) -n $(JOBS) notebooks
 
 test-browser: $(TEST_STAMP)
 	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser test..."; \

@@ -55,7 +55,9 @@ def execute_notebook(path: str | os.PathLike, *, mode: str | None = None, report
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    env_backup = {k: os.environ.get(k) for k in (MODE_ENV, REPORT_ENV)}
+    env_backup = {k: os.environ.get(k) for k in (MODE_ENV, REPORT_ENV, "MPLBACKEND")}
+    # Figures render inline, as in JupyterLab, even when the caller uses a non-interactive backend.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     if mode is not None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
