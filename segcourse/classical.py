@@ -1,0 +1,385 @@
+"""Classical segmentation: thresholds, morphology, connected components, region growing, watershed.
+
+Lesson 01 builds these by hand and then uses them; the deep lessons use them as the
+baseline a network has to beat. Every function takes and returns NumPy arrays:
+
+* ``image``: ``(H, W)`` ``uint8`` grey levels (colour images: convert first, e.g.
+  ``skimage.color.rgb2gray``, then :func:`to_uint8`);
+* ``mask``: ``(H, W)`` ``bool``, ``True`` = foreground;
+* ``labels``: ``(H, W)`` ``int32`` instance label map, ``0`` = background, objects ``1..n``.
+
+Conventions (those of scikit-image): a threshold ``t`` makes ``image > t`` the
+foreground, so ``t`` is the last grey level of the background class.
+
+References:
+    * N. Otsu, "A threshold selection method from gray-level histograms", IEEE Trans. SMC 9(1), 1979.
+      https://doi.org/10.1109/TSMC.1979.4310076
+    * R. Adams, L. Bischof, "Seeded region growing", IEEE TPAMI 16(6), 1994.
+      https://doi.org/10.1109/34.295913
+    * L. Vincent, P. Soille, "Watersheds in digital spaces", IEEE TPAMI 13(6), 1991.
+      https://doi.org/10.1109/34.87344
+    * J. Sauvola, M. Pietikäinen, "Adaptive document image binarization", Pattern Recognition 33(2), 2000
+      (local thresholds). https://doi.org/10.1016/S0031-3203(99)00055-2
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Iterable
+
+import numpy as np
+
+__all__ = [
+    "adaptive_threshold", "close_mask", "connected_components", "fill_holes", "global_threshold",
+    "histogram", "open_mask", "otsu_threshold", "region_grow", "remove_small", "to_uint8",
+    "watershed_instances",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# argument checks
+# ----------------------------------------------------------------------------------------------
+
+def _check_image(image, name: str = "image") -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of shape (H, W), got {type(image).__name__}")
+    if image.ndim != 2:
+        raise ValueError(f"{name} must be a grey-level image of shape (H, W), got shape {image.shape}; "
+                         f"convert colour images first (e.g. skimage.color.rgb2gray, then to_uint8)")
+    if image.dtype != np.uint8:
+        raise TypeError(f"{name} must have dtype uint8 (grey levels 0..255), got {image.dtype}; use to_uint8(image)")
+    return image
+
+
+def _check_mask(mask, name: str = "mask") -> np.ndarray:
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of shape (H, W), got {type(mask).__name__}")
+    if mask.ndim != 2:
+        raise ValueError(f"{name} must have shape (H, W), got {mask.shape}")
+    if mask.dtype != bool:
+        raise TypeError(f"{name} must be a boolean array (True = foreground), got dtype {mask.dtype}; "
+                        f"write e.g. `mask > 0`")
+    return mask
+
+
+def to_uint8(image) -> np.ndarray:
+    """Rescale any real-valued ``(H, W)`` array linearly to ``uint8`` 0..255 (min -> 0, max -> 255).
+
+    A ``uint8`` input is returned unchanged; a constant image becomes all zeros.
+    """
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
+    if image.ndim != 2:
+        raise ValueError(f"expected a grey-level image of shape (H, W), got shape {image.shape}")
+    image = image.astype(np.float64)
+    lo, hi = float(image.min()), float(image.max())
+    if hi <= lo:
+        return np.zeros(image.shape, np.uint8)
+    return np.round((image - lo) / (hi - lo) * 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------
+# thresholds
+# ----------------------------------------------------------------------------------------------
+
+def histogram(image: np.ndarray) -> np.ndarray:
+    """Grey-level histogram: ``counts[g]`` = number of pixels with value ``g``.
+
+    Args:
+        image: ``(H, W)`` uint8.
+
+    Returns:
+        ``(256,)`` int64 counts.
+    """
+    return np.bincount(_check_image(image).ravel(), minlength=256)
+
+
+def global_threshold(image: np.ndarray, threshold: float) -> np.ndarray:
+    """Foreground where ``image > threshold``.
+
+    Args:
+        image: ``(H, W)`` uint8.
+        threshold: a grey level (the last background level).
+
+    Returns:
+        ``(H, W)`` bool mask.
+    """
+    return _check_image(image) > threshold
+
+
+def otsu_threshold(image: np.ndarray) -> int:
+    """Otsu's threshold, computed from the grey-level histogram.
+
+    For each candidate ``t`` the pixels split into background ``<= t`` (weight ``w0``,
+    mean ``m0``) and foreground ``> t`` (``w1``, ``m1``); Otsu picks the ``t`` that maximises
+    the between-class variance ``w0 * w1 * (m0 - m1)**2`` (equivalently, minimises the
+    within-class variance). Ties go to the smallest ``t``.
+
+    Matches ``skimage.filters.threshold_otsu`` on uint8 images (same convention:
+    foreground is ``image > t``).
+
+    Args:
+        image: ``(H, W)`` uint8.
+
+    Returns:
+        ``t``, an int in ``0..254``; a constant image returns its value.
+
+    References:
+        N. Otsu, IEEE Trans. SMC 9(1), 1979. https://doi.org/10.1109/TSMC.1979.4310076
+    """
+    hist = histogram(image).astype(np.float64)
+    levels = np.arange(256, dtype=np.float64)
+    nonzero = np.flatnonzero(hist)
+    if len(nonzero) == 1:
+        return int(nonzero[0])
+    w0 = np.cumsum(hist)                        # pixels <= t
+    w1 = w0[-1] - w0                            # pixels > t
+    s0 = np.cumsum(hist * levels)
+    s1 = s0[-1] - s0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m0 = s0 / w0
+        m1 = s1 / w1
+        between = w0 * w1 * (m0 - m1) ** 2
+    between = np.nan_to_num(between, nan=-1.0)
+    between[: nonzero[0]] = -1.0               # below the darkest pixel: one class is empty
+    between[nonzero[-1]:] = -1.0               # at or above the brightest: the foreground is empty
+    return int(np.argmax(between))
+
+
+def adaptive_threshold(image: np.ndarray, block_size: int = 51, offset: float = 0.0,
+                       method: str = "gaussian") -> np.ndarray:
+    """Local threshold: foreground where a pixel is brighter than its neighbourhood's mean minus ``offset``.
+
+    Uneven illumination shifts the right threshold from place to place; comparing each
+    pixel with a local (Gaussian-weighted or box) mean follows the shift. Wraps
+    ``skimage.filters.threshold_local`` (same ``block_size``, ``offset`` and ``method`` meaning).
+
+    Args:
+        image: ``(H, W)`` uint8.
+        block_size: odd neighbourhood size in pixels, larger than the objects (otherwise
+            an object's interior is compared with itself and comes out hollow).
+        offset: subtracted from the local mean; positive values grow the foreground.
+        method: ``"gaussian"`` or ``"mean"``.
+
+    Returns:
+        ``(H, W)`` bool mask.
+
+    Raises:
+        ValueError: an even or too small ``block_size``, or an unknown ``method``.
+    """
+    from skimage.filters import threshold_local
+
+    image = _check_image(image)
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 3 or block_size % 2 == 0:
+        raise ValueError(f"block_size must be an odd integer >= 3, got {block_size!r}")
+    if method not in ("gaussian", "mean"):
+        raise ValueError(f"method must be 'gaussian' or 'mean', got {method!r}")
+    local = threshold_local(image.astype(np.float64), block_size=int(block_size), method=method, offset=offset)
+    return image > local
+
+
+# ----------------------------------------------------------------------------------------------
+# morphology
+# ----------------------------------------------------------------------------------------------
+
+def _disk(radius: int) -> np.ndarray:
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
+        raise ValueError(f"radius must be a non-negative integer (pixels), got {radius!r}")
+    from skimage.morphology import disk
+
+    return disk(int(radius)).astype(bool)
+
+
+def open_mask(mask: np.ndarray, radius: int = 1) -> np.ndarray:
+    """Morphological opening (erode, then dilate) with a disk: removes specks and thin bridges
+    narrower than about ``2 * radius + 1`` pixels. ``(H, W)`` bool -> ``(H, W)`` bool."""
+    from scipy import ndimage
+
+    mask = _check_mask(mask)
+    if radius == 0:
+        return mask.copy()
+    return ndimage.binary_opening(mask, structure=_disk(radius), border_value=0)
+
+
+def close_mask(mask: np.ndarray, radius: int = 1) -> np.ndarray:
+    """Morphological closing (dilate, then erode) with a disk: fills gaps and notches narrower than
+    about ``2 * radius + 1`` pixels. ``(H, W)`` bool -> ``(H, W)`` bool."""
+    from scipy import ndimage
+
+    mask = _check_mask(mask)
+    if radius == 0:
+        return mask.copy()
+    pad = int(radius)
+    padded = np.pad(mask, pad, mode="edge")   # so objects touching the border are not eaten
+    closed = ndimage.binary_closing(padded, structure=_disk(radius))
+    return closed[pad:-pad, pad:-pad]
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill background regions not connected to the image border. ``(H, W)`` bool -> bool."""
+    from scipy import ndimage
+
+    return ndimage.binary_fill_holes(_check_mask(mask))
+
+
+def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:
+    """Drop 8-connected foreground components with fewer than ``min_size`` pixels. ``(H, W)`` bool -> bool."""
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
+        raise ValueError(f"min_size must be a non-negative integer (pixels), got {min_size!r}")
+    labels, _ = connected_components(mask, connectivity=2)
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_size
+    keep[0] = False
+    return keep[labels]
+
+
+# ----------------------------------------------------------------------------------------------
+# instances
+# ----------------------------------------------------------------------------------------------
+
+def connected_components(mask: np.ndarray, connectivity: int = 1) -> tuple[np.ndarray, int]:
+    """Label the connected foreground regions.
+
+    Args:
+        mask: ``(H, W)`` bool.
+        connectivity: ``1`` = 4-neighbourhood (edges), ``2`` = 8-neighbourhood (edges and corners);
+            the meaning of ``skimage.measure.label``'s ``connectivity``.
+
+    Returns:
+        ``(labels, n)``: ``(H, W)`` int32 with background ``0`` and regions ``1..n`` numbered in
+        raster order (the same numbering as ``skimage.measure.label``), and the count ``n``.
+    """
+    from scipy import ndimage
+
+    mask = _check_mask(mask)
+    if connectivity not in (1, 2):
+        raise ValueError(f"connectivity must be 1 (4-neighbourhood) or 2 (8-neighbourhood), got {connectivity!r}")
+    structure = ndimage.generate_binary_structure(2, connectivity)
+    labels, n = ndimage.label(mask, structure=structure)
+    return labels.astype(np.int32), int(n)
+
+
+def region_grow(image: np.ndarray, seeds: Iterable[tuple[int, int]], tolerance: float,
+                mode: str = "mean") -> np.ndarray:
+    """Seeded region growing: each seed grows a region over 4-connected pixels of similar grey level.
+
+    Pixels are taken in order of how close their grey level is to the neighbouring region
+    (a priority queue, as in Adams & Bischof), and join it while the difference is at most
+    ``tolerance``. ``mode="mean"`` compares with the region's running mean (the region adapts
+    as it grows); ``mode="seed"`` compares with the seed's own value (then a single seed gives
+    exactly ``skimage.segmentation.flood(image, seed, tolerance=tolerance, connectivity=1)``).
+
+    Args:
+        image: ``(H, W)`` uint8.
+        seeds: ``(row, col)`` pixel coordinates; seed ``k`` (from 0) grows region ``k + 1``.
+        tolerance: largest accepted absolute grey-level difference (>= 0).
+        mode: ``"mean"`` or ``"seed"``.
+
+    Returns:
+        ``(H, W)`` int32 labels: ``0`` where no region reached, else the seed's region number.
+        Regions never overlap: a pixel belongs to the first region that reaches it with the
+        smallest difference.
+
+    Raises:
+        ValueError: a seed outside the image, two identical seeds, a negative tolerance or an unknown mode.
+
+    References:
+        R. Adams, L. Bischof, "Seeded region growing", IEEE TPAMI 16(6), 1994. https://doi.org/10.1109/34.295913
+    """
+    image = _check_image(image)
+    if mode not in ("mean", "seed"):
+        raise ValueError(f"mode must be 'mean' or 'seed', got {mode!r}")
+    if not np.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"tolerance must be a non-negative number of grey levels, got {tolerance!r}")
+    h, w = image.shape
+    seeds = [tuple(int(v) for v in s) for s in seeds]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct pixels, got {seeds}")
+    labels = np.zeros((h, w), np.int32)
+    img = image.astype(np.float64)
+    total, count, ref = [], [], []
+    heap: list[tuple[float, int, int, int, int]] = []
+    order = 0
+    for k, (r, c) in enumerate(seeds):
+        if not (0 <= r < h and 0 <= c < w):
+            raise ValueError(f"seed {k} at (row={r}, col={c}) is outside the image of shape {image.shape}")
+        labels[r, c] = k + 1
+        total.append(img[r, c])
+        count.append(1)
+        ref.append(img[r, c])
+    for k, (r, c) in enumerate(seeds):
+        for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+            if 0 <= rr < h and 0 <= cc < w and labels[rr, cc] == 0:
+                heapq.heappush(heap, (abs(img[rr, cc] - ref[k]), order, rr, cc, k))
+                order += 1
+    while heap:
+        _, _, r, c, k = heapq.heappop(heap)
+        if labels[r, c]:
+            continue
+        centre = total[k] / count[k] if mode == "mean" else ref[k]
+        if abs(img[r, c] - centre) > tolerance:   # the mean may have moved since the push: re-test
+            continue
+        labels[r, c] = k + 1
+        total[k] += img[r, c]
+        count[k] += 1
+        centre = total[k] / count[k] if mode == "mean" else ref[k]
+        for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+            if 0 <= rr < h and 0 <= cc < w and labels[rr, cc] == 0:
+                heapq.heappush(heap, (abs(img[rr, cc] - centre), order, rr, cc, k))
+                order += 1
+    return labels
+
+
+def watershed_instances(mask: np.ndarray, min_distance: int = 5, smooth: float = 1.0,
+                        return_markers: bool = False):
+    """Split touching objects: distance transform -> one marker per peak -> watershed.
+
+    Inside a foreground blob, the Euclidean distance to the background peaks near each
+    object's centre; two round objects that touch give two peaks joined by a saddle at
+    the neck. Flooding ``-distance`` from one marker per peak draws the dividing lines
+    along the necks.
+
+    Args:
+        mask: ``(H, W)`` bool foreground (e.g. an Otsu mask after clean-up).
+        min_distance: peaks closer than this many pixels merge into one marker. Too small
+            splits an elongated object in two (over-segmentation); too large merges
+            neighbours (under-segmentation). About an object's radius works.
+        smooth: Gaussian sigma applied to the distance map before finding peaks (0 = none);
+            removes spurious peaks from ragged edges.
+        return_markers: also return the ``(H, W)`` int32 marker image.
+
+    Returns:
+        ``(H, W)`` int32 labels ``0..n`` (or ``(labels, markers)``). Every foreground pixel gets a
+        label; each connected component has at least one marker.
+
+    References:
+        L. Vincent, P. Soille, IEEE TPAMI 13(6), 1991. https://doi.org/10.1109/34.87344
+        (``skimage.segmentation.watershed`` and ``skimage.feature.peak_local_max`` do the work).
+    """
+    from scipy import ndimage
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    mask = _check_mask(mask)
+    if isinstance(min_distance, bool) or not isinstance(min_distance, (int, np.integer)) or min_distance < 1:
+        raise ValueError(f"min_distance must be a positive integer (pixels), got {min_distance!r}")
+    if smooth < 0:
+        raise ValueError(f"smooth must be >= 0, got {smooth!r}")
+    distance = ndimage.distance_transform_edt(mask)
+    if smooth > 0:
+        distance = ndimage.gaussian_filter(distance, smooth) * mask
+    components, n = connected_components(mask, connectivity=2)
+    peaks = peak_local_max(distance, min_distance=int(min_distance), labels=components, exclude_border=False)
+    markers = np.zeros(mask.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
+    # a component without a peak (a tiny or flat blob) still gets one marker, at its deepest pixel
+    have = np.zeros(n + 1, bool)
+    have[components[markers > 0]] = True
+    next_id = len(peaks) + 1
+    for comp in np.flatnonzero(~have[1:]) + 1:
+        idx = np.argmax(np.where(components == comp, distance, -1.0))
+        markers.flat[idx] = next_id
+        next_id += 1
+    labels = watershed(-distance, markers, mask=mask).astype(np.int32)
+    return (labels, markers) if return_markers else labels

@@ -1,0 +1,13 @@
+"""Exercises: checks the learner runs, and the builder of the learner notebooks.
+
+* :func:`check` -- ``check("1.1", my_function)`` prints passed / failed (which hidden case,
+  why, a hint) / not attempted, and returns a :class:`CheckResult`; it never raises.
+* ``segcourse/exercises/lessonNN.py`` -- each lesson's checks, registered with
+  :func:`segcourse.exercises.registry.exercise`.
+* ``python -m segcourse exercises build [LESSON ...] [--check]`` -- generate ``notebooks/``
+  from ``solutions/`` (see :mod:`segcourse.exercises.build`).
+"""
+
+from .registry import CheckFailed, CheckResult, all_exercises, check, exercise, get
+
+__all__ = ["CheckFailed", "CheckResult", "all_exercises", "check", "exercise", "get"]

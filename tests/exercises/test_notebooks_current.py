@@ -1,0 +1,16 @@
+"""notebooks/ must be exactly what `python -m segcourse exercises build` generates from solutions/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from segcourse.exercises.build import ROOT
+
+
+def test_learner_notebooks_are_current():
+    proc = subprocess.run([sys.executable, "-m", "segcourse", "exercises", "build", "--check"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (
+        "notebooks/ is out of date or a solution notebook has marker errors; "
+        "run `python -m segcourse exercises build`:\n" + proc.stdout + proc.stderr)
