@@ -1,0 +1,173 @@
+"""The record of a training run: one dict per epoch, the best epoch, and a picture of it.
+
+Each record holds plain JSON values only (numbers, strings, lists of numbers), so a
+history can be saved next to a checkpoint and read back anywhere::
+
+    {"epoch": 3, "train_loss": 0.21, "val_loss": 0.25, "val_miou": 0.81, "val_pixel_accuracy": 0.95,
+     "val_dice": 0.89, ..., "seconds": 4.2, "images_per_s": 38.0, "lr": 0.001}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+#: keys ending like this are "lower is better"; every other monitored key is "higher is better"
+_MINIMISE_SUFFIXES = ("loss", "error", "hd95", "distance")
+
+
+def monitor_mode(monitor: str) -> str:
+    """``"min"`` for losses and distances, ``"max"`` for scores (``val_miou``, ``val_dice``...)."""
+    return "min" if monitor.endswith(_MINIMISE_SUFFIXES) else "max"
+
+
+def is_better(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    """Whether ``value`` improves on ``best`` by more than ``min_delta`` (NaN never improves)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+class History:
+    """Per-epoch records of a run, and which epoch was best by ``monitor``.
+
+    Attributes:
+        records: list of per-epoch dicts (``epoch``, ``train_loss``, ``val_*``, ``seconds``,
+            ``images_per_s``, ``lr``).
+        monitor: the key that decides the best epoch (e.g. ``"val_miou"``).
+        mode: ``"max"`` or ``"min"`` (derived from ``monitor``: losses are minimised).
+        stop_reason: why training stopped (``"epochs"``, ``"max_seconds"``, ``"early_stopping"``).
+        device, precision: what the run used (strings, for the printout).
+    """
+
+    def __init__(self, records: Iterable[dict] | None = None, monitor: str = "val_miou", mode: str | None = None):
+        self.records: list[dict] = [dict(r) for r in (records or [])]
+        self.monitor = monitor
+        self.mode = mode or monitor_mode(monitor)
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
+        self.stop_reason: str | None = None
+        self.device: str | None = None
+        self.precision: str | None = None
+
+    # -- access -------------------------------------------------------------------------------
+    def append(self, record: dict) -> None:
+        self.records.append(dict(record))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def __getitem__(self, key):
+        """``history["val_miou"]`` -> the list of that value per epoch; ``history[-1]`` -> the last record."""
+        if isinstance(key, (int, slice)):
+            return self.records[key]
+        if not any(key in r for r in self.records):
+            known = sorted({k for r in self.records for k in r})
+            raise KeyError(f"{key!r} is not in the history; recorded keys: {', '.join(known)}")
+        return [r.get(key, math.nan) for r in self.records]
+
+    @property
+    def last(self) -> dict | None:
+        return self.records[-1] if self.records else None
+
+    @property
+    def best(self) -> dict | None:
+        """The record with the best ``monitor`` value (the first one on ties), or ``None``.
+
+        Falls back to the last record when no record holds the monitored key
+        (e.g. ``monitor="val_miou"`` but no validation loader was given).
+        """
+        best = None
+        for record in self.records:
+            value = record.get(self.monitor)
+            if value is not None and is_better(value, None if best is None else best[self.monitor], self.mode):
+                best = record
+        return best if best is not None else self.last
+
+    # -- saving -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"monitor": self.monitor, "mode": self.mode, "stop_reason": self.stop_reason, "records": self.records}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        history = cls(data.get("records", []), monitor=data.get("monitor", "val_miou"), mode=data.get("mode"))
+        history.stop_reason = data.get("stop_reason")
+        return history
+
+    def save(self, path: str | Path) -> Path:
+        """Write the history as JSON; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "History":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    # -- showing ------------------------------------------------------------------------------
+    def table(self, keys: Sequence[str] | None = None, digits: int = 4) -> str:
+        """A plain-text table of the scalar columns (``keys`` picks and orders them)."""
+        if not self.records:
+            return "(empty history)"
+        if keys is None:
+            keys = [k for k, v in self.records[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        rows = [[_fmt(r.get(k), digits) for k in keys] for r in self.records]
+        widths = [max(len(k), *(len(row[i]) for row in rows)) for i, k in enumerate(keys)]
+        lines = ["  ".join(k.rjust(w) for k, w in zip(keys, widths))]
+        lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+        return "\n".join(lines)
+
+    def plot(self, metrics: Sequence[str] | None = None, size: float = 3.2):
+        """Loss curves and validation curves (see :func:`plot_history`); returns the Figure."""
+        return plot_history(self, metrics=metrics, size=size)
+
+    def __repr__(self) -> str:
+        best = self.best
+        shown = ""
+        if best is not None and self.monitor in best:
+            shown = f", best {self.monitor}={best[self.monitor]:.4f} at epoch {best['epoch']}"
+        return f"History({len(self.records)} epochs{shown})"
+
+
+def _fmt(value, digits: int) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        general = abs(value) >= 1000 or (value != 0 and abs(value) < 1e-3)
+        return f"{value:.{digits}g}" if general else f"{value:.{digits}f}"
+    return str(value)
+
+
+#: validation keys drawn by default, in this order, when present (the rest is in ``history.table()``)
+_DEFAULT_CURVES = ("val_miou", "val_dice", "val_fg_dice", "val_pixel_accuracy")
+
+
+def plot_history(history, metrics: Sequence[str] | None = None, size: float = 3.2):
+    """Training curves: train/val loss on the left, validation scores on the right.
+
+    A thin wrapper over :func:`segcourse.plotting.plot_history` that, for a :class:`History`,
+    draws a readable default set of scores (mIoU, mean Dice, foreground Dice for binary tasks,
+    pixel accuracy) instead of every ``val_*`` column.
+
+    Args:
+        history: a :class:`History`, a list of per-epoch dicts or a dict of lists.
+        metrics: the score keys to draw (default: those of ``_DEFAULT_CURVES`` that were recorded).
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    from ..plotting import plot_history as _plot
+
+    records = getattr(history, "records", history)
+    if metrics is None and isinstance(records, list) and records:
+        metrics = [k for k in _DEFAULT_CURVES if k in records[0]] or None
+    return _plot(history, metrics=metrics, size=size)

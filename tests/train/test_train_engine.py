@@ -1,0 +1,435 @@
+"""fit / evaluate / predict on tiny CPU problems: history, pooled metrics, determinism, options."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from _train_helpers import FixedPrediction, tiny_data, tiny_net
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from segcourse import IGNORE_INDEX, seed_everything
+from segcourse.train import History, evaluate, fit, plot_history, predict
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# fit: the history
+# ---------------------------------------------------------------------------------------------
+
+
+def test_fit_learns_and_records_every_epoch(loaders, ce):
+    train, val = loaders
+    seed_everything(0)
+    model = tiny_net()
+    history = fit(model, train, val, loss_fn=ce, epochs=4, lr=2e-2, progress=False, verbose=False)
+    assert isinstance(history, History) and len(history) == 4
+    assert [r["epoch"] for r in history.records] == [1, 2, 3, 4]
+    for key in ("train_loss", "val_loss", "val_miou", "val_pixel_accuracy", "val_dice", "val_fg_dice",
+                "val_iou_per_class", "seconds", "images_per_s", "lr"):
+        assert key in history.records[0], key
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert history["val_miou"][-1] > history["val_miou"][0]
+    # the best record is the one with the highest monitored value
+    assert history.best["val_miou"] == max(history["val_miou"])
+    assert history.stop_reason == "epochs"
+    assert all(r["lr"] == pytest.approx(2e-2) for r in history.records)
+    # 32 training images per epoch
+    assert all(r["images_per_s"] > 0 for r in history.records)
+
+
+def test_fit_without_validation_monitors_nothing_but_still_records(loaders, ce):
+    train, _ = loaders
+    history = fit(tiny_net(), train, loss_fn=ce, epochs=2, progress=False, verbose=False)
+    assert "val_miou" not in history.records[0]
+    assert history.best is history.records[-1]  # falls back to the last epoch
+
+
+def test_fit_monitor_loss_is_minimised(loaders, ce):
+    train, val = loaders
+    history = fit(tiny_net(), train, val, loss_fn=ce, epochs=3, lr=2e-2, monitor="val_loss", progress=False,
+                  verbose=False)
+    assert history.mode == "min"
+    assert history.best["val_loss"] == min(history["val_loss"])
+
+
+def test_fit_prints_device_and_throughput(loaders, ce, capsys):
+    train, val = loaders
+    fit(tiny_net(), train, val, loss_fn=ce, epochs=1, progress=False)
+    out = capsys.readouterr().out
+    assert "training on cpu" in out and "amp=off" in out
+    assert "img/s" in out and "done (epochs)" in out
+
+
+def test_plot_history_draws_the_default_curves(loaders, ce):
+    train, val = loaders
+    history = fit(tiny_net(), train, val, loss_fn=ce, epochs=2, progress=False, verbose=False)
+    fig = plot_history(history)
+    labels = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
+    assert {"train_loss", "val_loss", "val_miou", "val_dice", "val_fg_dice"} <= set(labels)
+    assert "val_fwiou" not in labels  # not drawn by default, see history.table()
+    assert "val_miou" in history.table()
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate: one confusion matrix pooled over the data set
+# ---------------------------------------------------------------------------------------------
+
+
+def _two_batch_case():
+    """Batch A: 1 image, 4 pixels; batch B: 1 image, 4 pixels; 2 classes.
+
+    A: target [1, 0, 0, 0], pred [1, 1, 0, 0] -> class-1 IoU = 1/2
+    B: target [1, 1, 1, 1], pred [1, 1, 1, 0] -> class-1 IoU = 3/4, class-0 IoU = 0/1 = 0
+    Pooled: class 1: TP = 4, FP = 1, FN = 1 -> IoU 4/6; class 0: TP = 2, FP = 1, FN = 1 -> IoU 2/4.
+    Pooled mIoU = (2/3 + 1/2) / 2 = 7/12. (Averaging the two batches' mIoUs would give
+    ((1/3 + 1/2) / 2 + (0 + 3/4) / 2) / 2 = 19/48 instead: the per-batch bug.)
+    """
+    target = torch.tensor([[[1, 0], [0, 0]], [[1, 1], [1, 1]]])
+    pred = torch.tensor([[[1, 1], [0, 0]], [[1, 1], [1, 0]]])
+    images = torch.zeros(2, 3, 2, 2)
+    images[1, 0] = 1.0  # image index read by FixedPrediction
+    return images, target, pred
+
+
+def test_evaluate_pools_the_confusion_matrix_over_batches():
+    images, target, pred = _two_batch_case()
+    loader = DataLoader(TensorDataset(images, target), batch_size=1)
+    scores = evaluate(FixedPrediction(pred, 2), loader, num_classes=2)
+    assert scores["miou"] == pytest.approx(7 / 12)
+    assert scores["iou_per_class"] == pytest.approx([1 / 2, 2 / 3])
+    assert scores["pixel_accuracy"] == pytest.approx(6 / 8)
+    assert scores["fg_dice"] == pytest.approx(2 * 4 / (2 * 4 + 1 + 1))  # 2TP / (2TP + FP + FN) = 0.8
+    assert scores["confusion"] == [[2, 1], [1, 4]]
+    assert scores["images"] == 2
+
+
+def test_evaluate_matches_torchmetrics_and_ignores_ignore_index():
+    torchmetrics = pytest.importorskip("torchmetrics")
+    g = torch.Generator().manual_seed(1)
+    n, c = 6, 4
+    target = torch.randint(0, c, (n, 8, 8), generator=g)
+    target[:, :2] = IGNORE_INDEX
+    pred = torch.randint(0, c, (n, 8, 8), generator=g)
+    images = torch.zeros(n, 3, 8, 8)
+    images[:, 0] = torch.arange(n, dtype=torch.float32)[:, None, None]
+    loader = DataLoader(TensorDataset(images, target), batch_size=4)
+    scores = evaluate(FixedPrediction(pred, c), loader, num_classes=c, ignore_index=IGNORE_INDEX)
+    ref = torchmetrics.classification.MulticlassJaccardIndex(num_classes=c, average="macro", ignore_index=IGNORE_INDEX)
+    assert scores["miou"] == pytest.approx(float(ref(pred, target)), abs=1e-6)
+    acc = torchmetrics.classification.MulticlassAccuracy(num_classes=c, average="micro", ignore_index=IGNORE_INDEX)
+    assert scores["pixel_accuracy"] == pytest.approx(float(acc(pred, target)), abs=1e-6)
+
+
+def test_evaluate_reports_the_loss_and_restores_train_mode(loaders, ce):
+    _, val = loaders
+    model = tiny_net().train()
+    scores = evaluate(model, val, 2, loss_fn=ce)
+    images, target = next(iter(val))
+    with torch.no_grad():
+        first = ce(model(images), target).item()
+    assert math.isfinite(scores["loss"]) and scores["loss"] > 0
+    assert model.training
+    # two equal batches of 8: the mean loss per image is the mean of the two batch losses
+    with torch.no_grad():
+        both = [ce(model(x), y).item() for x, y in val]
+    assert scores["loss"] == pytest.approx(sum(both) / 2, rel=1e-6)
+    assert both[0] == pytest.approx(first)
+
+
+def test_evaluate_binary_one_channel_model_counts_two_classes():
+    # one logit per pixel: positive -> foreground
+    logits_model = nn.Conv2d(3, 1, 1, bias=False)
+    with torch.no_grad():
+        logits_model.weight.copy_(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1))
+    images = torch.zeros(1, 3, 1, 4)
+    images[0, 0] = torch.tensor([-1.0, 2.0, 3.0, -4.0])  # pred [0, 1, 1, 0]
+    target = torch.tensor([[[0, 1, 0, 0]]])
+    scores = evaluate(logits_model, DataLoader(TensorDataset(images, target), batch_size=1))
+    # class 1: TP 1, FP 1, FN 0 -> IoU 1/2; class 0: TP 2, FP 0, FN 1 -> IoU 2/3
+    assert scores["iou_per_class"] == pytest.approx([2 / 3, 1 / 2])
+
+
+def test_evaluate_rejects_malformed_targets():
+    images = torch.zeros(2, 3, 4, 4)
+    with pytest.raises(TypeError, match="int64"):
+        evaluate(tiny_net(), DataLoader(TensorDataset(images, torch.zeros(2, 4, 4)), batch_size=2), 2)
+    with pytest.raises(ValueError, match="squeeze"):
+        channel_target = torch.zeros(2, 1, 4, 4, dtype=torch.long)
+        evaluate(tiny_net(), DataLoader(TensorDataset(images, channel_target), batch_size=2), 2)
+    with pytest.raises(TypeError, match="float"):
+        evaluate(tiny_net(), DataLoader(TensorDataset(images.byte(), torch.zeros(2, 4, 4, dtype=torch.long)),
+                                        batch_size=2), 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# predict
+# ---------------------------------------------------------------------------------------------
+
+
+def test_predict_shapes_and_equals_argmax():
+    model = tiny_net(3)
+    images, _ = tiny_data(n=5, num_classes=3)
+    pred = predict(model, images, batch_size=2)
+    assert pred.shape == (5, 16, 16) and pred.dtype == torch.int64
+    with torch.no_grad():
+        assert torch.equal(pred, model(images).argmax(1))
+    assert predict(model, images[0]).shape == (16, 16)
+
+
+def test_predict_rejects_wrong_inputs():
+    with pytest.raises(TypeError, match="float"):
+        predict(tiny_net(), torch.zeros(1, 3, 4, 4, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        predict(tiny_net(), [[0.0]])
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        predict(tiny_net(), torch.zeros(4, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# determinism, gradient accumulation, clipping, schedules
+# ---------------------------------------------------------------------------------------------
+
+
+def _seeded_run(seed, **kwargs):
+    seed_everything(seed)
+    images, target = tiny_data()
+    model = tiny_net()
+    loader = DataLoader(TensorDataset(images, target), batch_size=4, shuffle=True)
+    history = fit(model, loader, loss_fn=nn.CrossEntropyLoss(), epochs=2, progress=False, verbose=False, **kwargs)
+    return model, history
+
+
+def test_same_seed_gives_identical_weights_on_cpu():
+    a, ha = _seeded_run(3)
+    b, hb = _seeded_run(3)
+    c, _ = _seeded_run(4)
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+    assert ha["train_loss"] == hb["train_loss"]
+    assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_gradient_accumulation_equals_a_larger_batch():
+    images, target = tiny_data(n=16)
+    runs = []
+    for batch_size, accum in ((8, 1), (4, 2)):
+        torch.manual_seed(0)
+        model = tiny_net()
+        loader = DataLoader(TensorDataset(images, target), batch_size=batch_size)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        fit(model, loader, loss_fn=nn.CrossEntropyLoss(), epochs=2, optimizer=opt, grad_accum_steps=accum,
+            progress=False, verbose=False)
+        runs.append(model)
+    for key, value in runs[0].state_dict().items():
+        torch.testing.assert_close(value, runs[1].state_dict()[key], rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_clipping_bounds_the_step():
+    images, target = tiny_data(n=8)
+    torch.manual_seed(0)
+    model = tiny_net()
+    before = _weights(model)
+    loader = DataLoader(TensorDataset(images, target), batch_size=8)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    fit(model, loader, loss_fn=nn.CrossEntropyLoss(), epochs=1, optimizer=opt, clip_grad_norm=1e-3,
+        progress=False, verbose=False)
+    # one SGD step: ||delta theta|| = lr * ||clipped gradient|| <= 1.0 * 1e-3
+    delta = torch.cat([(v - before[k]).flatten() for k, v in model.state_dict().items()])
+    assert 0 < delta.norm().item() <= 1e-3 + 1e-7
+
+
+def test_poly_schedule_decays_to_zero(loaders, ce):
+    train, _ = loaders
+    model = tiny_net()
+    history = fit(model, train, loss_fn=ce, epochs=2, lr=0.1, optimizer="sgd", scheduler="poly", progress=False,
+                  verbose=False)
+    # 4 steps per epoch: epoch 2 starts at step 4 of 8 -> lr = 0.1 * (1 - 4/8) ** 0.9
+    assert history["lr"] == pytest.approx([0.1, 0.1 * 0.5 ** 0.9])
+
+
+def test_epoch_scheduler_instance_is_stepped_per_epoch(loaders, ce):
+    train, _ = loaders
+    model = tiny_net()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    history = fit(model, train, loss_fn=ce, epochs=3, optimizer=opt, scheduler=sched, progress=False, verbose=False)
+    assert history["lr"] == pytest.approx([1.0, 0.5, 0.25])
+
+
+# ---------------------------------------------------------------------------------------------
+# stopping
+# ---------------------------------------------------------------------------------------------
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(loaders, ce):
+    train, val = loaders
+    # lr = 0: the score never changes, so epoch 1 is best and epochs 2, 3 are two bad epochs
+    history = fit(tiny_net(), train, val, loss_fn=ce, epochs=10, lr=0.0, early_stopping=2, progress=False,
+                  verbose=False)
+    assert len(history) == 3 and history.stop_reason == "early_stopping"
+    assert history.best["epoch"] == 1
+
+
+def test_max_seconds_cuts_the_epoch_and_still_validates(loaders, ce):
+    train, val = loaders
+    history = fit(tiny_net(), train, val, loss_fn=ce, max_seconds=0.0, progress=False, verbose=False)
+    assert len(history) == 1 and history.stop_reason == "max_seconds"
+    assert "val_miou" in history.records[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# options and argument errors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_tensorboard_is_skipped_with_a_message_when_missing(loaders, ce, tmp_path, capsys, monkeypatch):
+    from segcourse.train import logging as tb
+
+    monkeypatch.setattr(tb, "tensorboard_available", lambda: False)
+    train, val = loaders
+    history = fit(tiny_net(), train, val, loss_fn=ce, epochs=1, log_dir=tmp_path / "tb", progress=False)
+    assert len(history) == 1
+    assert "TensorBoard logging skipped" in capsys.readouterr().out
+    assert not (tmp_path / "tb").exists()
+
+
+def test_tensorboard_really_missing_here_or_writes_events(loaders, ce, tmp_path):
+    from segcourse.train.logging import tensorboard_available
+
+    train, val = loaders
+    fit(tiny_net(), train, val, loss_fn=ce, epochs=1, log_dir=tmp_path / "tb", progress=False, verbose=False)
+    if tensorboard_available():
+        assert any((tmp_path / "tb").glob("events.out.tfevents.*"))
+    else:
+        assert not (tmp_path / "tb").exists()
+
+
+def test_progress_bars_render_as_text(loaders, ce, capsys):
+    train, val = loaders
+    fit(tiny_net(), train, val, loss_fn=ce, epochs=1, progress=True, verbose=False)
+    assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_cpu_bf16_and_channels_last_run_and_agree(loaders, ce):
+    train, val = loaders
+    results = []
+    for amp, cl in (("off", False), ("bf16", True)):
+        seed_everything(0)
+        model = tiny_net()
+        fit(model, train, val, loss_fn=ce, epochs=1, amp=amp, channels_last=cl, progress=False, verbose=False)
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(results[0], results[1], rtol=0.05, atol=0.02)  # bf16 keeps ~3 significant digits
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({}, ValueError, "epochs"),
+    ({"epochs": 0}, ValueError, "positive"),
+    ({"epochs": 1, "grad_accum_steps": 0}, ValueError, "grad_accum_steps"),
+    ({"epochs": 1, "early_stopping": 0}, ValueError, "early_stopping"),
+    ({"epochs": 1, "optimizer": "lbfgs"}, ValueError, "optimizer"),
+    ({"epochs": 1, "scheduler": "step"}, ValueError, "scheduler"),
+    ({"max_seconds": 1, "scheduler": "poly"}, ValueError, "needs epochs"),
+    ({"epochs": 1, "amp": "fp16"}, ValueError, "bf16"),
+    ({"epochs": 1, "monitor": "val_nonsense"}, ValueError, "val_miou"),
+    ({"epochs": 1, "resume": True}, ValueError, "checkpoint"),
+])
+def test_fit_rejects_bad_arguments(loaders, ce, kwargs, error, match):
+    train, val = loaders
+    with pytest.raises(error, match=match):
+        fit(tiny_net(), train, val, loss_fn=ce, progress=False, verbose=False, **kwargs)
+
+
+def test_fit_needs_a_loss(loaders):
+    with pytest.raises(TypeError, match="loss_fn"):
+        fit(tiny_net(), loaders[0], loss_fn=None, epochs=1)
+
+
+def test_a_nan_loss_stops_with_advice(loaders):
+    def nan_loss(logits, target):
+        return logits.sum() * float("nan")
+
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        fit(tiny_net(), loaders[0], loss_fn=nan_loss, epochs=1, progress=False, verbose=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# other shapes of models and batches
+# ---------------------------------------------------------------------------------------------
+
+
+class _DictOutput(nn.Module):
+    """Returns ``{"out": logits}`` like torchvision's segmentation models."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = tiny_net()
+
+    def forward(self, x):
+        return {"out": self.net(x), "aux": None}
+
+
+class _DictBatches(torch.utils.data.Dataset):
+    """Albumentations-style items: ``{"image": float (3, H, W), "mask": uint8 (H, W)}``."""
+
+    def __init__(self):
+        self.images, self.target = tiny_data(n=8)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "mask": self.target[i].to(torch.uint8)}
+
+
+def test_dict_outputs_dict_batches_and_uint8_masks_are_accepted(ce):
+    loader = DataLoader(_DictBatches(), batch_size=4)
+    model = _DictOutput()
+    history = fit(model, loader, loader, loss_fn=ce, epochs=1, progress=False, verbose=False)
+    assert "val_miou" in history.records[0]
+    images = _DictBatches().images
+    with torch.no_grad():
+        assert torch.equal(predict(model, images), model.net(images).argmax(1))
+
+
+def test_a_model_returning_something_else_is_explained():
+    class Bad(nn.Module):
+        def forward(self, x):
+            return [x]
+
+    with pytest.raises(TypeError, match="expected logits"):
+        predict(Bad(), torch.zeros(1, 3, 4, 4))
+
+
+def test_tensorboard_logger_writes_scalars_and_prediction_images(loaders):
+    """The logging code itself, with a stand-in writer (the tensorboard package is optional)."""
+    from segcourse.train.amp import Precision
+    from segcourse.train.logging import TensorBoardLogger
+
+    class Writer:
+        def __init__(self):
+            self.scalars, self.images = {}, {}
+
+        def add_scalar(self, tag, value, step):
+            self.scalars[tag] = (value, step)
+
+        def add_images(self, tag, images, step):
+            self.images[tag] = (images, step)
+
+        def flush(self):
+            pass
+
+    _, val = loaders
+    writer = Writer()
+    record = {"epoch": 3, "train_loss": 0.5, "val_miou": 0.7, "val_iou_per_class": [0.6, 0.8], "lr": 1e-3}
+    TensorBoardLogger(writer, num_images=2).log_epoch(record, tiny_net(), val, device=torch.device("cpu"),
+                                                      precision=Precision())
+    assert writer.scalars == {"train/train_loss": (0.5, 3), "val/val_miou": (0.7, 3), "run/lr": (1e-3, 3)}
+    grid, step = writer.images["val/image_truth_prediction"]
+    assert step == 3 and grid.shape == (2, 3, 16, 48)  # image | truth | prediction side by side
+    assert float(grid.min()) >= 0 and float(grid.max()) <= 1
