@@ -1,0 +1,174 @@
+"""Meta-tests of lesson 04's checks: each says "not attempted" on the learner's stub, fails on
+plausible wrong answers and passes on the solution (as written in solutions/04_unet.ipynb)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from segcourse.exercises.registry import get, load_all, run_check, verify_exercise
+from segcourse.models.unet import pad_to, unet
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registry():
+    load_all(strict=True)
+
+
+def _not_done(*args, **kwargs):
+    raise NotImplementedError("Exercise 4.x: stub")
+
+
+# ---------------------------------------------------------------- 4.1
+
+def test_4_1_sizes_prediction():
+    # depth 5 on 123 x 201: 123 -> 61 -> 30 -> 15 -> 7 -> 3 and 201 -> 100 -> 50 -> 25 -> 12 -> 6;
+    # a U-Net that crops each skip to the upsampled map returns 32 x (3, 6) = (96, 192)
+    verify_exercise(
+        "4.1",
+        stub={"bottleneck": None, "cropped_output": None},
+        wrong=[
+            {"bottleneck": (4, 6), "cropped_output": (128, 192)},   # rounded 123 / 32 = 3.8 to the nearest
+            {"bottleneck": (3, 6), "cropped_output": (123, 201)},   # believes cropping keeps the size
+            {"bottleneck": (3, 6), "cropped_output": (122, 200)},   # thinks only one pixel is lost per side
+            {"bottleneck": (3, 6)},                                 # a key missing
+            (3, 6),                                                 # not a dict
+        ],
+        solution={"bottleneck": (3, 6), "cropped_output": (96, 192)},
+    )
+
+
+def test_4_1_answer_agrees_with_the_real_network():
+    model = unet(depth=5, base_channels=2).eval()
+    bottleneck = model.encoder(torch.zeros(1, 3, 123, 201))[-1]
+    assert tuple(bottleneck.shape[-2:]) == (3, 6)
+    assert run_check("4.1", {"bottleneck": [3, 6], "cropped_output": [96, 192]}).passed  # lists work too
+
+
+# ---------------------------------------------------------------- 4.2
+
+def pad_and_concat(up, skip):
+    dh, dw = skip.shape[-2] - up.shape[-2], skip.shape[-1] - up.shape[-1]
+    up = F.pad(up, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
+    return torch.cat([skip, up], dim=1)
+
+
+def _crop_skip(up, skip):  # the source article's "fix": crop the skip to the upsampled map
+    return torch.cat([skip[..., : up.shape[-2], : up.shape[-1]], up], dim=1)
+
+
+def _wrong_order(up, skip):
+    return torch.cat([pad_to(up, skip.shape[-2:]), skip], dim=1)
+
+
+def _all_padding_at_the_start(up, skip):
+    dh, dw = skip.shape[-2] - up.shape[-2], skip.shape[-1] - up.shape[-1]
+    return torch.cat([skip, F.pad(up, [dw, 0, dh, 0])], dim=1)
+
+
+def _interpolate_instead(up, skip):
+    return torch.cat([skip, F.interpolate(up, size=skip.shape[-2:], mode="bilinear")], dim=1)
+
+
+def _naive_cat(up, skip):
+    return torch.cat([skip, up], dim=1)  # raises on odd sizes: reported as a failed case
+
+
+def test_4_2_pad_and_concat():
+    verify_exercise("4.2", stub=_not_done,
+                    wrong=[_crop_skip, _wrong_order, _all_padding_at_the_start, _interpolate_instead, _naive_cat],
+                    solution=pad_and_concat)
+
+
+def test_4_2_messages_name_the_mistake():
+    assert "cropped" in run_check("4.2", _crop_skip).message
+    assert "wrong order" in run_check("4.2", _wrong_order).message
+    assert "wrong side" in run_check("4.2", _all_padding_at_the_start).message
+    assert "Sizes of tensors must match" in run_check("4.2", _naive_cat).message
+
+
+def test_4_2_solution_is_what_the_decoder_does():
+    up, skip = torch.randn(1, 2, 12, 8), torch.randn(1, 3, 13, 9)
+    torch.testing.assert_close(pad_and_concat(up, skip), torch.cat([skip, pad_to(up, (13, 9))], dim=1))
+
+
+# ---------------------------------------------------------------- 4.3
+
+def resize_mask(mask, size):
+    return F.interpolate(mask[:, None].float(), size=size, mode="nearest")[:, 0].long()
+
+
+def _bilinear(mask, size):
+    return F.interpolate(mask[:, None].float(), size=size, mode="bilinear").round()[:, 0].long()
+
+
+def _divided_by_255(mask, size):
+    return (F.interpolate(mask[:, None].float() / 255, size=size, mode="nearest")[:, 0]).long()
+
+
+def _keeps_float(mask, size):
+    return F.interpolate(mask[:, None].float(), size=size, mode="nearest")[:, 0]
+
+
+def _transposed(mask, size):  # (W, H) instead of (H, W)
+    return F.interpolate(mask[:, None].float(), size=size[::-1], mode="nearest")[:, 0].long()
+
+
+def test_4_3_resize_mask():
+    verify_exercise("4.3", stub=_not_done, wrong=[_bilinear, _divided_by_255, _keeps_float, _transposed],
+                    solution=resize_mask)
+
+
+def test_4_3_messages_name_the_mistake():
+    assert "invented" in run_check("4.3", _bilinear).message
+    assert "255" in run_check("4.3", _divided_by_255).message
+    assert "int64" in run_check("4.3", _keeps_float).message
+    nearest_exact = lambda m, s: F.interpolate(m[:, None].float(), size=s, mode="nearest-exact")[:, 0].long()  # noqa: E731
+    assert run_check("4.3", nearest_exact).passed
+
+
+# ---------------------------------------------------------------- 4.4
+
+def unet_parameter_count(in_channels, num_classes, depth, base_channels, up):
+    def double_conv(a, b):
+        return 9 * a * b + 9 * b * b + 4 * b
+
+    c = [base_channels * 2**i for i in range(depth + 1)]
+    total = double_conv(in_channels, c[0])
+    for i in range(1, depth + 1):
+        a = c[i]
+        total += double_conv(c[i - 1], a)
+        total += (4 * a * (a // 2) if up == "transpose" else a * (a // 2)) + a // 2
+        total += double_conv(a // 2 + c[i - 1], c[i - 1])
+    return total + c[0] * num_classes + num_classes
+
+
+def _forgets_the_decoder(in_channels, num_classes, depth, base_channels, up):
+    c = [base_channels * 2**i for i in range(depth + 1)]
+    total = 9 * in_channels * c[0] + 9 * c[0] ** 2 + 4 * c[0]
+    for i in range(1, depth + 1):
+        total += 9 * c[i - 1] * c[i] + 9 * c[i] ** 2 + 4 * c[i]
+    return total + c[0] * num_classes + num_classes
+
+
+def _counts_conv_biases(in_channels, num_classes, depth, base_channels, up):
+    # gives every 3x3 conv a bias, although BatchNorm follows and the convs have none
+    c = [base_channels * 2**i for i in range(depth + 1)]
+    biases = 2 * c[0] + sum(2 * c[i] + 2 * c[i - 1] for i in range(1, depth + 1))  # encoder + decoder convs
+    return unet_parameter_count(in_channels, num_classes, depth, base_channels, up) + biases
+
+
+def _ignores_up_mode(in_channels, num_classes, depth, base_channels, up):
+    return unet_parameter_count(in_channels, num_classes, depth, base_channels, "transpose")
+
+
+def test_4_4_parameter_count():
+    verify_exercise("4.4", stub=_not_done, wrong=[_forgets_the_decoder, _counts_conv_biases, _ignores_up_mode],
+                    solution=unet_parameter_count)
+
+
+def test_every_lesson04_exercise_is_registered_with_its_metadata():
+    levels = {i: get(i).level for i in ("4.1", "4.2", "4.3", "4.4")}
+    assert levels == {"4.1": "warm-up", "4.2": "core", "4.3": "core", "4.4": "stretch"}
+    assert {get(i).kind for i in levels} == {"predict", "implement", "break-it"}
