@@ -69,14 +69,18 @@ STREET = DatasetInfo(
 
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (CELLS, SHAPES, AERIAL, STREET)}
 
+#: Variants of a dataset that share its classes and palette (``shapes-multiscale`` is ``shapes``
+#: with small and large objects, see ``datasets/shapes/README.md``).
+ALIASES: dict[str, str] = {"shapes-multiscale": "shapes"}
+
 
 def get_info(name: str) -> DatasetInfo:
-    """The :class:`DatasetInfo` of a course dataset.
+    """The :class:`DatasetInfo` of a course dataset (a variant such as ``shapes-multiscale`` gets its base's).
 
     Raises:
         ValueError: ``name`` is not one of the course's datasets.
     """
     try:
-        return DATASETS[name]
-    except KeyError:
+        return DATASETS[ALIASES.get(name, name)]
+    except (KeyError, TypeError):
         raise ValueError(f"unknown dataset {name!r}; the course's datasets are {', '.join(DATASETS)}") from None

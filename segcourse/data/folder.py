@@ -1,0 +1,219 @@
+"""``SegmentationFolder``: a torch ``Dataset`` over any ``root/images`` + ``root/masks`` folder.
+
+The folder format (what ``python -m segcourse data build`` and the real-dataset recipes write)::
+
+    root/images/<stem>.<png|jpg|jpeg|tif|tiff|bmp>     RGB or greyscale image
+    root/masks/<stem>.<png|tif|tiff|bmp>               one class id per pixel (indexed "P" or greyscale "L" PNG)
+
+Images and masks are **paired by file stem**, never by position in a sorted listing: a missing or
+extra file then raises an error naming it instead of silently shifting every later pair by one (a
+bug of the source tutorials, which zip two ``sorted(os.listdir(...))`` lists). Image and mask may
+have different extensions (``0001.jpg`` + ``0001.png``).
+
+Every problem is a :class:`ValueError` naming the file and what was expected:
+
+* at construction -- an image with no mask, a mask with no image, two files with the same stem,
+  a JPEG mask (lossy compression invents class ids along edges), a missing ``images/``/``masks/``;
+* when a sample is read -- an unreadable or truncated file, a mask that is not single-channel,
+  image/mask size mismatch, mask values outside ``[0, num_classes)`` other than ``ignore_index``.
+  ``validate()`` reads every sample once to find them all up front.
+
+Convention matched: torchvision's segmentation references (``references/segmentation``): image as a
+float tensor ``(3, H, W)`` in ``[0, 1]``, mask as an ``int64`` tensor ``(H, W)`` of class ids with
+``ignore_index`` (255) for "do not score"; the mask is never normalised or interpolated.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from ..constants import IGNORE_INDEX
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp")
+_LOSSY = (".jpg", ".jpeg")
+
+
+def _listing(folder: Path, extensions: tuple[str, ...], what: str, reject: tuple[str, ...] = ()) -> dict[str, Path]:
+    """``stem -> path`` for the files of ``folder`` with one of ``extensions`` (hidden files skipped)."""
+    if not folder.is_dir():
+        raise ValueError(f"expected a folder of {what} at {folder}, but it does not exist")
+    out: dict[str, Path] = {}
+    for path in folder.iterdir():
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        ext = path.suffix.lower()
+        if ext in reject:
+            raise ValueError(f"mask {path} is a JPEG: lossy compression changes class ids along edges; "
+                             f"expected a lossless {'/'.join(extensions)} file (save masks as PNG)")
+        if ext not in extensions:
+            continue
+        if path.stem in out:
+            raise ValueError(f"two {what} share the stem {path.stem!r}: {out[path.stem].name} and {path.name}; "
+                             f"expected one file per stem")
+        out[path.stem] = path
+    return out
+
+
+def _open(path: Path, what: str) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()      # decodes now, so a truncated file fails here and not later
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"cannot read {what} {path}: {err}; expected a complete, readable image file") from None
+    return img
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as ``(H, W, 3) uint8`` RGB (greyscale is repeated, alpha dropped).
+
+    Raises:
+        ValueError: the file is missing, unreadable or truncated, or is not 8-bit.
+    """
+    path = Path(path)
+    img = _open(path, "image")
+    if img.mode in ("I;16", "I", "F"):
+        raise ValueError(f"image {path} has mode {img.mode!r} (16-bit/float); expected an 8-bit RGB or greyscale image")
+    return np.array(img.convert("RGB"))
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask file as ``(H, W)`` integer class ids (``uint8`` or ``uint16``), without any conversion.
+
+    An indexed ("P") PNG gives its palette indices, a greyscale ("L"/"I;16") PNG its values.
+
+    Raises:
+        ValueError: unreadable/truncated file, or a colour (RGB/RGBA) mask, which holds colours, not ids.
+    """
+    path = Path(path)
+    img = _open(path, "mask")
+    if img.mode not in ("P", "L", "I;16", "I", "1"):
+        raise ValueError(f"mask {path} has mode {img.mode!r}; expected a single-channel mask of class ids "
+                         f"(indexed 'P' or greyscale 'L' PNG). An RGB mask stores colours: map them to ids first")
+    arr = np.array(img)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+class SegmentationFolder(Dataset):
+    """Pairs ``root/images/<stem>.*`` with ``root/masks/<stem>.*`` and returns tensors ready for a model.
+
+    Args:
+        root: folder containing ``images/`` and ``masks/``.
+        num_classes: number of classes ``C``; valid mask values are ``0..C-1`` and ``ignore_index``.
+        transform: optional albumentations transform (or any callable with the same contract),
+            called as ``transform(image=image, mask=mask)`` on ``(H, W, 3) uint8`` / ``(H, W)`` arrays and
+            returning a dict with ``"image"`` and ``"mask"``, so geometric changes hit both alike
+            (albumentations resizes masks with nearest-neighbour and never normalises them).
+        ignore_index: mask value that marks pixels to leave out of losses and metrics.
+
+    Shapes:
+        item ``i`` -> ``(image, mask)``: ``image (3, H, W) float32`` in ``[0, 1]`` (or whatever a
+        normalising transform produced), ``mask (H, W) int64``.
+
+    Attributes:
+        stems: the paired stems, sorted; ``pairs``: the ``(image_path, mask_path)`` of each.
+
+    Raises:
+        ValueError: see the module docstring (each message names the offending file).
+        TypeError: ``num_classes`` is not a positive int or ``transform`` is not callable.
+
+    Example::
+
+        >>> ds = SegmentationFolder(ensure_dataset("cells", "val", count=4, size=64), num_classes=2)
+        >>> image, mask = ds[0]; image.shape, mask.dtype
+        (torch.Size([3, 64, 64]), torch.int64)
+    """
+
+    def __init__(self, root: str | os.PathLike, num_classes: int, transform: Callable | None = None,
+                 ignore_index: int = IGNORE_INDEX):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+            raise TypeError(f"num_classes must be a positive int, got {num_classes!r}")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be callable (e.g. an albumentations.Compose), got {type(transform).__name__}")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+            raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ValueError(f"dataset root {self.root} does not exist; expected a folder with images/ and masks/")
+        self.num_classes = int(num_classes)
+        self.transform = transform
+        self.ignore_index = int(ignore_index)
+        images = _listing(self.root / "images", IMAGE_EXTENSIONS, "images")
+        masks = _listing(self.root / "masks", MASK_EXTENSIONS, "masks", reject=_LOSSY)
+        no_mask = sorted(set(images) - set(masks))
+        if no_mask:
+            raise ValueError(f"image {images[no_mask[0]]} has no mask: expected {self.root / 'masks' / no_mask[0]}.png "
+                             f"(masks are paired with images by file stem)"
+                             + (f"; {len(no_mask) - 1} more image(s) have no mask" if len(no_mask) > 1 else ""))
+        no_image = sorted(set(masks) - set(images))
+        if no_image:
+            raise ValueError(f"mask {masks[no_image[0]]} has no image: expected an image named {no_image[0]}.* in "
+                             f"{self.root / 'images'}"
+                             + (f"; {len(no_image) - 1} more mask(s) have no image" if len(no_image) > 1 else ""))
+        if not images:
+            raise ValueError(f"no images found in {self.root / 'images'} (extensions {', '.join(IMAGE_EXTENSIONS)})")
+        self.stems = sorted(images)
+        self.pairs = [(images[s], masks[s]) for s in self.stems]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The raw, checked pair: ``image (H, W, 3) uint8``, ``mask (H, W)`` integer ids (no transform)."""
+        image_path, mask_path = self.pairs[index]
+        image = read_image(image_path)
+        mask = read_mask(mask_path)
+        if image.shape[:2] != mask.shape:
+            raise ValueError(f"size mismatch: image {image_path} is {image.shape[1]}x{image.shape[0]} (WxH) but mask "
+                             f"{mask_path} is {mask.shape[1]}x{mask.shape[0]}; expected the same size")
+        bad = (mask >= self.num_classes) & (mask != self.ignore_index)
+        if bad.any():
+            values = np.unique(mask[bad])
+            raise ValueError(f"mask {mask_path} has values {values[:8].tolist()} outside [0, {self.num_classes}); "
+                             f"expected class ids 0..{self.num_classes - 1} or ignore_index={self.ignore_index}. "
+                             f"(A mask saved as 0/255 needs mask // 255; a colour mask needs a colour -> id map.)")
+        return image, mask
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.load(index)
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        return _image_tensor(image), _mask_tensor(mask)
+
+    def validate(self) -> int:
+        """Read every pair once and raise on the first bad one. Returns the number of pairs checked."""
+        for i in range(len(self)):
+            self.load(i)
+        return len(self)
+
+    def __repr__(self) -> str:
+        return f"SegmentationFolder({str(self.root)!r}, num_classes={self.num_classes}, {len(self)} pairs)"
+
+
+def _image_tensor(image) -> torch.Tensor:
+    if isinstance(image, torch.Tensor):          # e.g. albumentations' ToTensorV2: already (3, H, W)
+        return image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    return tensor.float() / 255.0 if tensor.dtype == torch.uint8 else tensor.float()
+
+
+def _mask_tensor(mask) -> torch.Tensor:
+    if isinstance(mask, torch.Tensor):
+        return mask.long()
+    return torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
+
+
+__all__ = ["IMAGE_EXTENSIONS", "MASK_EXTENSIONS", "SegmentationFolder", "read_image", "read_mask"]
