@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,13 +70,19 @@ def execute_notebook(path: str | os.PathLike, *, mode: str | None = None, report
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     start = time.perf_counter()
     error = None
+    # The kernel process's own log (e.g. ipykernel's transport warning) goes to a file, not the
+    # console; its tail is shown only when the kernel itself failed.
+    kernel_log = tempfile.TemporaryFile(mode="w+")
     try:
-        client.execute()
+        client.execute(stderr=kernel_log)
     except CellExecutionError as exc:
         error = _short_error(str(exc))
     except Exception as exc:  # kernel died, timeout, ...
-        error = f"{type(exc).__name__}: {exc}"
+        kernel_log.seek(0)
+        tail = "\n".join(kernel_log.read().strip().splitlines()[-5:])
+        error = f"{type(exc).__name__}: {exc}" + (f"\nkernel log:\n{tail}" if tail else "")
     finally:
+        kernel_log.close()
         for key, value in env_backup.items():
             if value is None:
                 os.environ.pop(key, None)
