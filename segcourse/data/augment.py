@@ -1,0 +1,222 @@
+"""Augmentation pipelines for segmentation (albumentations), and an audit that catches broken ones.
+
+Segmentation augmentation has one rule the classification recipes do not: **whatever moves the
+image must move the mask the same way, and nothing may invent or rescale class ids**. In practice:
+
+* geometric transforms (flip, crop, affine, elastic) get the image *and* the mask in one call,
+  ``transform(image=image, mask=mask)``, so both see the same random parameters;
+* the mask is resampled with **nearest neighbour** -- bilinear would average class 1 and class 3
+  into a class 2 that was never drawn there (albumentations uses nearest for masks by default;
+  the pipelines here say so explicitly);
+* photometric transforms (brightness, contrast, blur, noise) and :class:`albumentations.Normalize`
+  touch only the image -- a mask divided by 255 turns class ids into fractions that
+  ``long()`` rounds to 0;
+* pixels a geometric transform brings in from outside the image (rotation corners, padding) are
+  filled with :data:`~segcourse.constants.IGNORE_INDEX` in the mask, so the loss never learns
+  that "outside" is background.
+
+:func:`audit_transform` checks a pipeline against these rules on a given pair, and
+:func:`paired_crop_flip` is the same idea written by hand in a dozen lines of NumPy.
+
+References:
+    Buslaev et al., "Albumentations: fast and flexible image augmentations", Information 2020,
+    https://arxiv.org/abs/1809.06839 ; Simard, Steinkraus & Platt, "Best practices for
+    convolutional neural networks applied to visual document analysis" (elastic deformation),
+    ICDAR 2003 ; Ronneberger et al., "U-Net", https://arxiv.org/abs/1505.04597 (elastic deformations
+    for few training images).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network on import
+
+from collections.abc import Callable, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from ..constants import IGNORE_INDEX  # noqa: E402
+
+__all__ = ["LEVELS", "audit_transform", "eval_transform", "paired_crop_flip", "train_transform"]
+
+#: Strengths of :func:`train_transform`, weakest first.
+LEVELS = ("none", "light", "medium", "strong")
+
+
+def _size(size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (int(size), int(size))
+    if (not isinstance(size, Sequence) or len(size) != 2
+            or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size)):
+        raise ValueError(f"size must be a positive int or an (height, width) pair of positive ints, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def train_transform(size: int | tuple[int, int] | None = None, *, level: str = "light",
+                    ignore_index: int = IGNORE_INDEX, normalize: bool = False, photometric: bool = True,
+                    seed: int | None = None):
+    """A training pipeline that keeps image and mask in sync.
+
+    Args:
+        size: ``(H, W)`` (or one int) of the random crop; images smaller than that are padded first
+            (image with 0, mask with ``ignore_index``). ``None``: keep the input size.
+        level: ``"none"`` (crop only), ``"light"`` (flips, small shifts/scales, brightness/contrast),
+            ``"medium"`` (+ rotations up to 30 degrees, shear, blur/noise), ``"strong"``
+            (+ elastic deformation as in U-Net, stronger affine and colour changes).
+        ignore_index: mask value for pixels the transform brings in from outside the image.
+        normalize: append ImageNet mean/std normalisation of the *image* (for pretrained encoders);
+            the mask is never normalised.
+        photometric: include the brightness/contrast/blur/noise changes (image only); ``False``
+            keeps just the geometric part.
+        seed: seed of the pipeline's own random generator (albumentations >= 2 does not follow
+            NumPy's global seed); the same seed gives the same sequence of augmentations.
+
+    Returns:
+        An ``albumentations.Compose`` called as ``t(image=(H, W, 3) uint8, mask=(H, W) int)`` and
+        returning ``{"image": ..., "mask": ...}`` (the mask keeps its dtype and ids).
+
+    Raises:
+        ValueError: unknown ``level`` or a bad ``size``.
+    """
+    import albumentations as A
+    import cv2
+
+    if level not in LEVELS:
+        raise ValueError(f"level={level!r}; expected one of {', '.join(LEVELS)}")
+    size = _size(size)
+    nearest, linear, constant = cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.BORDER_CONSTANT
+    ops: list = []
+    if level != "none":
+        ops += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5 if level != "light" else 0.0)]
+        affine = {"light": dict(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=0, shear=0),
+                  "medium": dict(scale=(0.8, 1.2), translate_percent=(-0.1, 0.1), rotate=(-30, 30), shear=(-8, 8)),
+                  "strong": dict(scale=(0.7, 1.3), translate_percent=(-0.1, 0.1), rotate=(-45, 45), shear=(-12, 12))}
+        ops.append(A.Affine(**affine[level], interpolation=linear, mask_interpolation=nearest, border_mode=constant,
+                            fill=0, fill_mask=ignore_index, p=0.7))
+        if level == "strong":
+            ops.append(A.ElasticTransform(alpha=30, sigma=5, interpolation=linear, mask_interpolation=nearest,
+                                          border_mode=constant, fill=0, fill_mask=ignore_index, p=0.5))
+        if photometric:
+            ops.append(A.RandomBrightnessContrast(brightness_limit=0.2 if level == "light" else 0.3,
+                                                  contrast_limit=0.2 if level == "light" else 0.3, p=0.7))
+        if photometric and level in ("medium", "strong"):
+            ops.append(A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.GaussNoise(std_range=(0.02, 0.08))], p=0.3))
+    if size is not None:
+        ops += [A.PadIfNeeded(min_height=size[0], min_width=size[1], border_mode=constant, fill=0,
+                              fill_mask=ignore_index),
+                A.RandomCrop(height=size[0], width=size[1])]
+    if normalize:
+        ops.append(A.Normalize())  # image only: albumentations never applies Normalize to masks
+    return A.Compose(ops, seed=seed)
+
+
+def eval_transform(size: int | tuple[int, int] | None = None, *, ignore_index: int = IGNORE_INDEX,
+                   normalize: bool = False):
+    """The evaluation counterpart: no randomness; pad to at least ``size`` then centre-crop to it.
+
+    Evaluating on a *resized* image and mask would score the model on resampled labels; padding and
+    cropping keep every labelled pixel as it was annotated.
+    """
+    import albumentations as A
+    import cv2
+
+    size = _size(size)
+    ops: list = []
+    if size is not None:
+        ops += [A.PadIfNeeded(min_height=size[0], min_width=size[1], border_mode=cv2.BORDER_CONSTANT, fill=0,
+                              fill_mask=ignore_index),
+                A.CenterCrop(height=size[0], width=size[1])]
+    if normalize:
+        ops.append(A.Normalize())
+    return A.Compose(ops)
+
+
+def audit_transform(transform: Callable, image: np.ndarray, mask: np.ndarray, *, ignore_index: int = IGNORE_INDEX,
+                    trials: int = 5) -> dict:
+    """Check that a pipeline treats the mask as labels: nearest resampling, no normalisation, no new ids.
+
+    Runs ``transform(image=image, mask=mask)`` ``trials`` times and checks every output mask.
+
+    Args:
+        transform: an albumentations pipeline (or anything with the same call contract).
+        image: ``(H, W, 3) uint8``.
+        mask: ``(H, W)`` integer class ids (``ignore_index`` allowed).
+        ignore_index: the one value a transform may add (for pixels from outside the image).
+        trials: how many random draws to check.
+
+    Returns:
+        ``{"ids_in": sorted ids of the input, "ids_out": ids seen in the outputs, "dtype_out": ...}``.
+
+    Raises:
+        ValueError: the output mask has a floating dtype (normalised or interpolated), class ids that
+            were not in the input (bilinear/cubic resampling averages neighbours), or a different shape
+            from the image (image and mask out of sync). The message says which and how to fix it.
+        TypeError: ``mask`` is not an integer array.
+    """
+    mask = np.asarray(mask)
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise TypeError(f"mask must hold integer class ids, got dtype {mask.dtype}")
+    ids_in = set(np.unique(mask).tolist())
+    ids_out: set[int] = set()
+    dtype_out = None
+    for _ in range(int(trials)):
+        out = transform(image=image, mask=mask)
+        m = np.asarray(out["mask"].numpy() if hasattr(out["mask"], "numpy") else out["mask"])
+        dtype_out = m.dtype
+        img = out["image"]
+        img_hw = tuple(img.shape[-2:]) if hasattr(img, "permute") else tuple(np.asarray(img).shape[:2])
+        if m.shape[:2] != img_hw:
+            raise ValueError(f"the transform returned an image of size {img_hw} but a mask of size {m.shape[:2]}: "
+                             f"image and mask are out of sync -- pass both in one call, transform(image=..., mask=...)")
+        if np.issubdtype(m.dtype, np.floating):
+            frac = m[(m != np.round(m))]
+            raise ValueError(f"the transform returned a {m.dtype} mask"
+                             + (f" with non-integer values such as {frac[:3].tolist()}" if frac.size else "")
+                             + "; masks must stay integer class ids: do not normalise or divide them, and resample "
+                               "them with nearest neighbour (mask_interpolation=cv2.INTER_NEAREST)")
+        new = set(np.unique(m).tolist()) - ids_in - {ignore_index}
+        if new:
+            raise ValueError(f"the transform invented class ids {sorted(new)} that were not in the input mask "
+                             f"(input ids {sorted(ids_in)}): the mask was resampled with bilinear/cubic "
+                             f"interpolation; use nearest neighbour for masks")
+        ids_out |= set(np.unique(m).tolist())
+    return {"ids_in": sorted(ids_in), "ids_out": sorted(ids_out), "dtype_out": str(dtype_out)}
+
+
+def paired_crop_flip(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int],
+                     rng: np.random.Generator, *, p_flip: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """A random crop and horizontal flip applied identically to an image and its mask, by hand.
+
+    One random draw decides the crop corner and the flip, and both arrays are indexed with it:
+    that is all "keeping image and mask in sync" means.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)`` array.
+        mask: ``(H, W)`` class ids.
+        size: crop ``(h, w)`` (or one int), at most the image size.
+        rng: a NumPy ``Generator``; draws, in this order, ``top = rng.integers(0, H - h + 1)``,
+            ``left = rng.integers(0, W - w + 1)``, then ``rng.random() < p_flip`` for the flip.
+        p_flip: probability of the horizontal flip.
+
+    Returns:
+        ``(image_crop, mask_crop)`` with spatial size ``(h, w)``, dtypes unchanged.
+
+    Raises:
+        ValueError: image and mask sizes differ, or the crop is larger than the image.
+    """
+    h, w = _size(size)
+    if image.shape[:2] != mask.shape[:2]:
+        raise ValueError(f"image is {image.shape[:2]} but mask is {mask.shape[:2]}; expected the same (H, W)")
+    H, W = mask.shape[:2]
+    if h > H or w > W:
+        raise ValueError(f"crop {(h, w)} is larger than the image {(H, W)}; pad first")
+    top = int(rng.integers(0, H - h + 1))
+    left = int(rng.integers(0, W - w + 1))
+    flip = bool(rng.random() < p_flip)
+    image, mask = image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
+    if flip:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    return np.ascontiguousarray(image), np.ascontiguousarray(mask)

@@ -1,0 +1,140 @@
+"""Class statistics of a segmentation dataset: how many pixels, in how many images, how imbalanced.
+
+Looking at these numbers before training tells you which loss and metric make sense: a class
+with 3 % of the pixels can be ignored completely by a model that still reaches 97 % pixel
+accuracy. Two views matter and disagree: the *pixel* share of a class, and the share of *images*
+it appears in (buildings cover 3 % of the pixels of an aerial tile but appear in nearly every tile).
+
+Convention: pixels equal to ``ignore_index`` are not counted anywhere (neither in a class nor in
+the total), as in torchvision's ``ConfusionMatrix`` and ``torch.nn.CrossEntropyLoss(ignore_index=...)``.
+
+References:
+    Eigen & Fergus, "Predicting Depth, Surface Normals and Semantic Labels with a Common Multi-Scale
+    Convolutional Architecture" (median frequency balancing), ICCV 2015, https://arxiv.org/abs/1411.4734 .
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..constants import IGNORE_INDEX
+
+__all__ = ["ClassStats", "class_statistics"]
+
+
+@dataclass(frozen=True)
+class ClassStats:
+    """Per-class counts over a set of masks (all arrays ``(C,)``).
+
+    Attributes:
+        pixels: ``int64`` number of pixels of each class.
+        images: ``int64`` number of masks in which the class occurs at least once.
+        num_images: number of masks counted.
+        ignored: number of ``ignore_index`` pixels (not in ``pixels``).
+        class_names: names for printing (``class 0`` ... when not given).
+    """
+
+    pixels: np.ndarray
+    images: np.ndarray
+    num_images: int
+    ignored: int
+    class_names: tuple[str, ...]
+
+    @property
+    def fraction(self) -> np.ndarray:
+        """``(C,) float64`` share of the labelled pixels; sums to 1 (all zeros if nothing is labelled)."""
+        total = self.pixels.sum()
+        return self.pixels / total if total else np.zeros(len(self.pixels))
+
+    @property
+    def image_fraction(self) -> np.ndarray:
+        """``(C,) float64`` share of the masks that contain each class."""
+        return self.images / max(self.num_images, 1)
+
+    @property
+    def imbalance(self) -> float:
+        """Pixels of the most frequent class / pixels of the rarest class that occurs (``inf`` if one is absent)."""
+        if (self.pixels == 0).any():
+            return float("inf")
+        return float(self.pixels.max() / self.pixels.min())
+
+    def median_frequency_weights(self) -> np.ndarray:
+        """Eigen & Fergus' weights ``median(freq) / freq_c`` with ``freq_c = pixels_c / pixels of the images containing c``.
+
+        Here the denominator is approximated by the class's image count times the mean labelled pixels per
+        image (exact when all images have the same number of labelled pixels, as in the course's sets).
+        Absent classes get weight 0.
+        """
+        per_image = self.pixels.sum() / max(self.num_images, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            freq = np.where(self.images > 0, self.pixels / (self.images * per_image), 0.0)
+        present = freq > 0
+        weights = np.zeros_like(freq)
+        weights[present] = np.median(freq[present]) / freq[present]
+        return weights
+
+    def table(self) -> str:
+        """A small text table: class, pixels, % of pixels, % of images."""
+        width = max(8, *(len(n) for n in self.class_names))
+        lines = [f"{'class':<{width}} {'pixels':>10} {'% pixels':>9} {'% images':>9}"]
+        for name, n, f, fi in zip(self.class_names, self.pixels, self.fraction, self.image_fraction):
+            lines.append(f"{name:<{width}} {int(n):>10d} {100 * f:>8.2f}% {100 * fi:>8.1f}%")
+        lines.append(f"{'ignored':<{width}} {self.ignored:>10d}   imbalance (max/min pixels): {self.imbalance:.1f}")
+        return "\n".join(lines)
+
+
+def class_statistics(masks: np.ndarray | Iterable[np.ndarray], num_classes: int, *,
+                     ignore_index: int = IGNORE_INDEX, class_names: Sequence[str] | None = None) -> ClassStats:
+    """Count the pixels and images of each class.
+
+    Args:
+        masks: ``(N, H, W)`` integer array or an iterable of ``(H, W)`` integer masks (sizes may differ),
+            numpy arrays or torch tensors.
+        num_classes: C; labels must be in ``[0, C)`` or ``ignore_index``.
+        ignore_index: label that is not counted.
+        class_names: C names for :meth:`ClassStats.table`.
+
+    Returns:
+        A :class:`ClassStats`.
+
+    Raises:
+        ValueError: a label outside ``[0, C)`` that is not ``ignore_index`` (the message gives the
+            mask's position), no masks, or ``class_names`` of the wrong length.
+        TypeError: a floating-point mask (class ids are integers; a mask divided by 255 is a bug).
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise TypeError(f"num_classes must be a positive int, got {num_classes!r}")
+    if class_names is None:
+        class_names = tuple(f"class {c}" for c in range(num_classes))
+    if len(class_names) != num_classes:
+        raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
+    if isinstance(masks, np.ndarray) and masks.ndim == 2:
+        masks = [masks]
+    pixels = np.zeros(num_classes, np.int64)
+    images = np.zeros(num_classes, np.int64)
+    ignored = 0
+    n = 0
+    for k, mask in enumerate(masks):
+        if hasattr(mask, "detach"):
+            mask = mask.detach().cpu().numpy()
+        mask = np.asarray(mask)
+        if not np.issubdtype(mask.dtype, np.integer):
+            raise TypeError(f"mask #{k} has dtype {mask.dtype}; expected integer class ids "
+                            f"(was it normalised or divided by 255?)")
+        keep = mask != ignore_index
+        labels = mask[keep].astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            bad = np.unique(labels[(labels < 0) | (labels >= num_classes)])
+            raise ValueError(f"mask #{k} has labels {bad[:8].tolist()} outside [0, {num_classes}) that are not "
+                             f"ignore_index={ignore_index}")
+        counts = np.bincount(labels, minlength=num_classes)
+        pixels += counts
+        images += counts > 0
+        ignored += int((~keep).sum())
+        n += 1
+    if n == 0:
+        raise ValueError("no masks given")
+    return ClassStats(pixels=pixels, images=images, num_images=n, ignored=ignored, class_names=tuple(class_names))

@@ -1,0 +1,139 @@
+"""Meta-tests for the checks of lesson 02: each fails on the stub and on plausible wrong answers, passes on the solution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segcourse.exercises.lesson02 import (bilinear_demo_mask, bilinear_ids, divide_demo_mask, normalised_mask_ids)
+from segcourse.exercises.registry import verify_exercise
+
+
+def _stub(*args):
+    raise NotImplementedError("Exercise: not written yet")
+
+
+# ---- 2.1 RLE -------------------------------------------------------------------------------------
+def rle_solution(mask):
+    flat = np.asarray(mask).astype(bool).ravel(order="F")
+    if flat.size == 0:
+        return []
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    counts = np.diff(np.concatenate(([0], change, [flat.size]))).tolist()
+    return ([0] + counts) if flat[0] else counts
+
+
+def rle_row_major(mask):
+    return rle_solution(np.asarray(mask).T)
+
+
+def rle_no_leading_zero(mask):
+    counts = rle_solution(mask)
+    return counts[1:] if counts and counts[0] == 0 else counts
+
+
+def rle_foreground_runs_only(mask):
+    return rle_solution(mask)[1::2]
+
+
+# ---- 2.4 paired crop and flip ---------------------------------------------------------------------
+def crop_flip_solution(image, mask, size, rng):
+    h, w = size
+    top = rng.integers(0, image.shape[0] - h + 1)
+    left = rng.integers(0, image.shape[1] - w + 1)
+    image, mask = image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
+    if rng.random() < 0.5:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    return image, mask
+
+
+def crop_flip_independent_draws(image, mask, size, rng):   # image and mask each get their own crop
+    a, _ = crop_flip_solution(image, mask, size, rng)
+    _, b = crop_flip_solution(image, mask, size, rng)
+    return a, b
+
+
+def crop_flip_image_only(image, mask, size, rng):           # flips the image, forgets the mask
+    h, w = size
+    top = rng.integers(0, image.shape[0] - h + 1)
+    left = rng.integers(0, image.shape[1] - w + 1)
+    image, mask = image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    return image, mask
+
+
+def crop_flip_never_flips(image, mask, size, rng):
+    h, w = size
+    top = rng.integers(0, image.shape[0] - h + 1)
+    left = rng.integers(0, image.shape[1] - w + 1)
+    return image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
+
+
+def crop_flip_resizes(image, mask, size, rng):               # "crop" by resizing the whole image
+    import cv2
+
+    h, w = size
+    return (cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR),
+            cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST))
+
+
+def crop_flip_float_mask(image, mask, size, rng):
+    image, mask = crop_flip_solution(image, mask, size, rng)
+    return image, mask.astype(np.float32)
+
+
+# ---- 2.5 pairing -------------------------------------------------------------------------------
+def pair_solution(image_files, mask_files):
+    images = {Path(f).stem: f for f in image_files}
+    masks = {Path(f).stem: f for f in mask_files}
+    for stem in sorted(set(images) ^ set(masks)):
+        name = images.get(stem) or masks.get(stem)
+        raise ValueError(f"{name} has no partner (expected a file with stem {stem!r} in the other folder)")
+    return [(images[s], masks[s]) for s in sorted(images)]
+
+
+def pair_sorted_zip(image_files, mask_files):                # the source tutorials' bug
+    return list(zip(sorted(image_files), sorted(mask_files)))
+
+
+def pair_by_stem_silently_drops(image_files, mask_files):     # pairs by stem but hides the missing files
+    masks = {Path(f).stem: f for f in mask_files}
+    return [(f, masks[Path(f).stem]) for f in sorted(image_files) if Path(f).stem in masks]
+
+
+def pair_by_stem_vague_error(image_files, mask_files):
+    if len(image_files) != len(mask_files):
+        raise ValueError("the folders differ")
+    return pair_solution(image_files, mask_files)
+
+
+CASES = {
+    "2.1": dict(stub=_stub, wrong=[rle_row_major, rle_no_leading_zero, rle_foreground_runs_only], solution=rle_solution),
+    "2.2": dict(stub=None, wrong=[{0, 1, 3}, {0, 3}, [0, 1], "0,1,2,3"], solution={0, 1, 2, 3}),
+    "2.3": dict(stub=None, wrong=[{0, 1, 2, 3, 255}, {0}, {0, 255}], solution={0, 1}),
+    "2.4": dict(stub=_stub, wrong=[crop_flip_independent_draws, crop_flip_image_only, crop_flip_never_flips,
+                                   crop_flip_resizes, crop_flip_float_mask], solution=crop_flip_solution),
+    "2.5": dict(stub=_stub, wrong=[pair_sorted_zip, pair_by_stem_silently_drops, pair_by_stem_vague_error],
+                solution=pair_solution),
+}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CASES))
+def test_check_fails_on_stub_and_wrong_passes_on_solution(exercise_id):
+    verify_exercise(exercise_id, **CASES[exercise_id])
+
+
+def test_predict_answers_are_what_the_code_does():
+    """The premises of 2.2 and 2.3, derived: bilinear invents 2 between 1 and 3; /255 leaves 0 and 1 (255 -> 1)."""
+    mask = bilinear_demo_mask()
+    assert sorted(np.unique(mask).tolist()) == [0, 1, 3]
+    assert bilinear_ids(mask) == [0, 1, 2, 3]
+    assert normalised_mask_ids(divide_demo_mask()) == [0, 1]
+
+
+def test_sorted_zip_really_mispairs_when_a_mask_is_missing():
+    pairs = pair_sorted_zip(["x1.png", "x2.png", "x3.png"], ["x1.png", "x3.png"])
+    assert pairs == [("x1.png", "x1.png"), ("x2.png", "x3.png")]        # x2's image trained on x3's mask
