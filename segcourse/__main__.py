@@ -1,7 +1,7 @@
 """Command line: ``python -m segcourse COMMAND ...``.
 
 Each command lives in its own module, which provides ``add_arguments(parser)`` and
-``run(args) -> int``; only the invoked command's module is imported, so a slow import
+``run(args) -> int`` (and optionally ``parse_args(parser, argv)``); only the invoked command's module is imported, so a slow import
 (torch, JupyterLab) is paid only by the commands that need it.
 """
 
@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name][0])
     cmd_parser = argparse.ArgumentParser(prog=f"python -m segcourse {name}", description=COMMANDS[name][1])
     module.add_arguments(cmd_parser)
-    args = cmd_parser.parse_args(argv[1:])
+    # A command may parse its own arguments (e.g. to pass the rest on to a sub-tool verbatim).
+    parse = getattr(module, "parse_args", None)
+    args = parse(cmd_parser, argv[1:]) if parse else cmd_parser.parse_args(argv[1:])
     return int(module.run(args) or 0)
 
 

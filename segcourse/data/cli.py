@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prepare.add_argument("recipe_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``data`` arguments; everything after ``prepare`` goes to the recipes verbatim (``--help`` too)."""
+    if argv and argv[0] == "prepare":
+        return argparse.Namespace(action="prepare", recipe_args=list(argv[1:]))
+    return parser.parse_args(argv)
+
+
 def run(args: argparse.Namespace) -> int:
     from .build import ensure_dataset, is_complete, dataset_dir
     from .synthetic import GENERATORS, SPLIT_OFFSETS

@@ -272,3 +272,11 @@ def test_two_processes_building_the_same_split_at_once_agree(tmp_path):
     assert [p.returncode for p in procs] == [0, 0]
     assert outs[0] == outs[1] and is_complete(Path(outs[0]))
     assert [p.name for p in (tmp_path / "street").iterdir()] == [Path(outs[0]).name]
+
+
+def test_cli_prepare_help_reaches_the_recipes(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "prepare", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "oxford_pet" in out and "voc2012" in out and "--sha256" in out
