@@ -19,13 +19,13 @@ softmax (``p_t = sigmoid(s)``), the quantity a network actually moves.
 from __future__ import annotations
 
 import html
-import io
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..losses import dice_loss, focal_loss
+from ._explorer import explorer
 
 __all__ = ["LOSSES", "loss_and_gradient", "loss_explorer", "loss_table"]
 
@@ -152,7 +152,6 @@ def loss_explorer(gamma: float = 2.0, object_pixels: int = 1, p_mark: float = 0.
         ``p_mark``), ``.picture`` (the figure as a PNG ``ipywidgets.Image``) and ``.refresh()``.
     """
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
     controls = {
         "gamma": widgets.FloatSlider(value=gamma, min=0.0, max=5.0, step=0.25, description="focal γ",
@@ -162,21 +161,8 @@ def loss_explorer(gamma: float = 2.0, object_pixels: int = 1, p_mark: float = 0.
         "p_mark": widgets.FloatSlider(value=p_mark, min=0.01, max=0.99, step=0.01, description="read at p_t",
                                       continuous_update=False, readout_format=".2f"),
     }
-    summary = widgets.HTML()
-    picture = widgets.Image(format="png")
-
-    def refresh(*_: Any) -> None:
+    def render() -> tuple[str, Any]:
         g, n, mark = controls["gamma"].value, controls["object_pixels"].value, controls["p_mark"].value
-        summary.value = _summary(g, n, mark)
-        fig = _figure(g, n, mark)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=72)
-        plt.close(fig)
-        picture.value = buf.getvalue()
+        return _summary(g, n, mark), _figure(g, n, mark)
 
-    for w in controls.values():
-        w.observe(refresh, names="value")
-    box = widgets.VBox([widgets.HBox(list(controls.values())), widgets.HBox([picture, summary])])
-    box.controls, box.summary, box.picture, box.refresh = controls, summary, picture, refresh
-    refresh()
-    return box
+    return explorer(controls, render, figure_first=True)

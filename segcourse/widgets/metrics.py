@@ -20,7 +20,6 @@ the current figure as PNG), a ``.controls`` dict of its input widgets and a ``.r
 from __future__ import annotations
 
 import html
-import io
 import math
 from collections.abc import Collection, Sequence
 from typing import Any, Callable
@@ -38,6 +37,7 @@ from ..metrics.explore import (
     threshold_sweep,
 )
 from ..metrics.panoptic import match_segments, panoptic_quality
+from ._explorer import explorer
 
 __all__ = ["imbalance_explorer", "panoptic_explorer", "perturbation_explorer", "threshold_explorer"]
 
@@ -57,31 +57,8 @@ def _table(rows: Sequence[tuple[str, Any]]) -> str:
 
 
 def _assemble(controls: dict[str, widgets.Widget], render: Callable[[], tuple[str, Any]]) -> widgets.VBox:
-    """Controls on top, a numbers table and a figure below; re-render on every control change.
-
-    The figure is drawn to PNG and shown in an ``ipywidgets.Image``, so the explorer works the
-    same in JupyterLab, in VS Code and in a test without a kernel.
-    """
-    import matplotlib.pyplot as plt
-
-    summary = widgets.HTML()
-    picture = widgets.Image(format="png")
-
-    def refresh(*_: Any) -> None:
-        text, fig = render()
-        summary.value = text
-        if fig is not None:
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=72)
-            plt.close(fig)
-            picture.value = buf.getvalue()
-
-    for w in controls.values():
-        w.observe(refresh, names="value")
-    box = widgets.VBox([widgets.HBox(list(controls.values())), widgets.HBox([summary, picture])])
-    box.summary, box.picture, box.controls, box.refresh = summary, picture, controls, refresh
-    refresh()
-    return box
+    """Controls on top, a numbers table and a figure below (see :func:`segcourse.widgets._explorer.explorer`)."""
+    return explorer(controls, render)
 
 
 def _as_image(image: Any) -> np.ndarray | None:

@@ -13,13 +13,12 @@ and ``.refresh()``; end a cell on it to display it.
 
 from __future__ import annotations
 
-import html
-import io
 from typing import Any
 
 import numpy as np
 
 from ..classical import _check_image, global_threshold, histogram, otsu_threshold
+from ._explorer import explorer, html_table
 
 __all__ = ["error_overlay", "threshold_scores", "threshold_slider"]
 
@@ -106,16 +105,11 @@ def threshold_slider(image: np.ndarray, target: np.ndarray, initial: int | None 
     slider = widgets.IntSlider(value=otsu if initial is None else int(initial), min=0, max=255, step=1,
                                description="threshold", continuous_update=False)
     button = widgets.Button(description=f"Otsu ({otsu})", tooltip="set the threshold to Otsu's")
-    summary = widgets.HTML()
-    picture = widgets.Image(format="png")
-
-    def refresh(*_: Any) -> None:
+    def render() -> tuple[str, Any]:
         mask, s = threshold_scores(image, target, slider.value)
         rows = [("threshold", f"{slider.value}"), ("foreground", f"{s['foreground']:.1%}"), ("Dice", f"{s['dice']:.3f}"),
                 ("IoU", f"{s['iou']:.3f}"), ("precision", f"{s['precision']:.3f}"), ("recall", f"{s['recall']:.3f}")]
-        summary.value = "<table>" + "".join(
-            f"<tr><td style='padding-right:1em'>{html.escape(k)}</td><td><b>{html.escape(v)}</b></td></tr>" for k, v in rows
-        ) + "</table><small>green: right, red: false positive, blue: missed</small>"
+        text = html_table(rows) + "<small>green: right, red: false positive, blue: missed</small>"
         fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(8, 3.2))
         ax0.imshow(error_overlay(image, mask, target))
         ax0.set_title(f"image > {slider.value}")
@@ -127,18 +121,10 @@ def threshold_slider(image: np.ndarray, target: np.ndarray, initial: int | None 
         ax1.set_xlabel("grey level")
         ax1.legend(fontsize=8)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=72)
-        plt.close(fig)
-        picture.value = buf.getvalue()
+        return text, fig
 
     def to_otsu(_: Any) -> None:
         slider.value = otsu
 
-    slider.observe(refresh, names="value")
     button.on_click(to_otsu)
-    box = widgets.VBox([widgets.HBox([slider, button]), widgets.HBox([picture, summary])])
-    box.controls = {"threshold": slider, "otsu": button}
-    box.summary, box.picture, box.refresh = summary, picture, refresh
-    refresh()
-    return box
+    return explorer({"threshold": slider, "otsu": button}, render, figure_first=True)
