@@ -1,0 +1,38 @@
+"""Segmentation models of the course, each composed as ``encoder -> decoder -> head``.
+
+* :func:`fcn` / :class:`FCN` -- FCN-32s/16s/8s (Long et al. 2015, https://arxiv.org/abs/1411.4038)
+* :func:`unet` / :class:`UNet` -- U-Net (Ronneberger et al. 2015, https://arxiv.org/abs/1505.04597)
+* :func:`deeplabv3` / :class:`DeepLabV3` -- DeepLabV3 (Chen et al. 2017, https://arxiv.org/abs/1706.05587)
+* :func:`deeplabv3plus` / :class:`DeepLabV3Plus` -- DeepLabV3+ (Chen et al. 2018, https://arxiv.org/abs/1802.02611)
+* backbones (:mod:`segcourse.models.backbones`): tiny VGG/ResNet for a CPU, torchvision's
+  ResNet/VGG (``weights=None``) for a GPU; ``pretrained=True`` reads ImageNet weights from the
+  local torch hub cache only (:mod:`segcourse.models.pretrained`) and never downloads.
+
+Every model takes images ``(N, 3, H, W)`` float with ``H, W >= 32`` (any size, odd included)
+and returns logits ``(N, num_classes, H, W)`` float at the input resolution.
+"""
+
+from .backbones import (BACKBONES, BasicBlock, Encoder, ResNetEncoder, TorchvisionResNetEncoder, VGGEncoder,
+                        conv_layers, effective_receptive_field, erf_radius, get_backbone, receptive_field, resnet18,
+                        resnet34, resnet50, resnet101, resnet_tiny, vgg16, vgg_tiny)
+from .deeplab import ASPP, ASPPPooling, DeepLabV3, DeepLabV3Plus, DeepLabV3PlusDecoder, deeplabv3, deeplabv3plus
+from .fcn import FCN, BilinearUpsample, FCNHead, TorchvisionFCNHead, bilinear_kernel, fcn
+from .pretrained import cached_weights_path, load_cached_weights
+
+__all__ = [
+    "FCN", "fcn", "FCNHead", "TorchvisionFCNHead", "BilinearUpsample", "bilinear_kernel",
+    "DeepLabV3", "DeepLabV3Plus", "DeepLabV3PlusDecoder", "ASPP", "ASPPPooling", "deeplabv3", "deeplabv3plus",
+    "Encoder", "VGGEncoder", "ResNetEncoder", "TorchvisionResNetEncoder", "BasicBlock", "BACKBONES", "get_backbone",
+    "vgg_tiny", "vgg16", "resnet_tiny", "resnet18", "resnet34", "resnet50", "resnet101",
+    "cached_weights_path", "load_cached_weights",
+    "receptive_field", "conv_layers", "effective_receptive_field", "erf_radius",
+]
+
+try:  # U-Net lives in its own module, written separately; the other models must not depend on it.
+    from .unet import UNet, unet
+except ImportError as _exc:  # pragma: no cover - only while unet.py is missing or broken
+    import warnings as _warnings
+
+    _warnings.warn(f"segcourse.models: U-Net is unavailable ({_exc})", ImportWarning, stacklevel=2)
+else:
+    __all__ += ["UNet", "unet"]

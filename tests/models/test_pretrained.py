@@ -1,0 +1,77 @@
+"""pretrained=True never downloads: weights come from the local torch hub cache or training starts from scratch."""
+
+from __future__ import annotations
+
+import socket
+import warnings
+
+import pytest
+import torch
+
+from segcourse.models import deeplabv3, fcn
+from segcourse.models.pretrained import cached_weights_path, load_cached_weights, weights_url
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("segcourse tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_cached_path_is_torchvision_file_name(empty_hub):
+    url = weights_url("resnet50")
+    path = cached_weights_path("resnet50")
+    assert path.parent == empty_hub / "checkpoints"
+    assert path.name == url.rsplit("/", 1)[-1] and path.suffix == ".pth"
+
+
+def test_missing_weights_warn_and_return_none(empty_hub, no_network):
+    with pytest.warns(UserWarning, match=r"no pretrained weights cached at .*resnet50.*; training from scratch"):
+        assert load_cached_weights("resnet50") is None
+
+
+def test_pretrained_model_builds_offline_from_scratch(empty_hub, no_network):
+    torch.set_num_threads(1)
+    with pytest.warns(UserWarning, match="training from scratch"):
+        model = deeplabv3(3, "resnet50", output_stride=16, pretrained=True)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+
+
+def test_cached_weights_are_loaded(empty_hub, no_network):
+    # put a "downloaded" file where torchvision keeps it: the backbone must come up with those weights
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None)
+    path = cached_weights_path("resnet18")
+    path.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "training from scratch" warning
+        model = fcn(2, "32s", "resnet18", pretrained=True, head="torchvision", upsample="bilinear")
+    torch.testing.assert_close(model.encoder.conv1.weight, reference.conv1.weight)
+    torch.testing.assert_close(model.encoder.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+
+
+def test_corrupt_cache_file_warns_instead_of_crashing(empty_hub, no_network):
+    path = cached_weights_path("resnet50")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"truncated download")
+    with pytest.warns(UserWarning, match="could not read pretrained weights"):
+        assert load_cached_weights("resnet50") is None
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="no pretrained weights known"):
+        weights_url("resnet_tiny")
+    with pytest.raises(ValueError, match="torchvision backbone"):
+        fcn(2, "8s", "vgg_tiny", pretrained=True)
