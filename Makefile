@@ -13,8 +13,9 @@ COURSE_STAMP := $(VENV)/.stamp-course
 TEST_STAMP := $(VENV)/.stamp-test
 PYTEST := $(BIN)/python -m pytest
 # Figures must render inline in the kernels, as in JupyterLab: never run notebooks with MPLBACKEND=agg.
+# nbval runs a notebook's cells in order in one kernel: xdist must keep each notebook on one worker (--dist loadfile).
 INLINE := MPLBACKEND=module://matplotlib_inline.backend_inline
-NBVAL_FLAGS := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
+NBVAL_FLAGS := --dist loadfile --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 JOBS ?= 2
 
 .PHONY: help install install-test lab test test-package test-notebooks test-browser course data exercises exercises-check doctor notebooks lock clean distclean
