@@ -48,8 +48,12 @@ $(TEST_STAMP): $(COURSE_STAMP) requirements/test.txt
 install: $(COURSE_STAMP)
 install-test: $(TEST_STAMP)
 
+# Extra JupyterLab options, e.g. `make lab LAB_ARGS="--no-browser --port 8899"`. As root (containers) add --allow-root.
+LAB_ARGS ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(COURSE_STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) $(LAB_ARGS) notebooks/00_start_here.ipynb
 
 # Everything CI runs. Notebooks are executed in smoke mode (tiny data, a few iterations).
 test: $(TEST_STAMP)
