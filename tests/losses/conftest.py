@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from segcourse.constants import IGNORE_INDEX
@@ -25,10 +24,3 @@ def make_binary(seed: int, n=2, h=6, w=7, ignore_fraction=0.0, dtype=torch.float
         target[torch.rand(n, h, w, generator=g) < ignore_fraction] = IGNORE_INDEX
     return logits, target
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

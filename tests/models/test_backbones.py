@@ -10,13 +10,6 @@ from segcourse.models import (BasicBlock, Encoder, conv_layers, effective_recept
 from segcourse.models.backbones import dilation_for_output_stride
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _check_declared(encoder: Encoder, size=(96, 64)):
     feats = encoder(torch.randn(1, 3, *size))

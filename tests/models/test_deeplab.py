@@ -11,13 +11,6 @@ from segcourse.models import ASPP, ASPPPooling, DeepLabV3, DeepLabV3Plus, deepla
 from segcourse.models.deeplab import default_atrous_rates
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -11,13 +11,6 @@ from segcourse.models import FCN, BilinearUpsample, bilinear_kernel, fcn, vgg_ti
 from segcourse.models.fcn import FCNHead, TorchvisionFCNHead
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -24,12 +24,3 @@ def ce():
 
     return nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The engine tests use tiny tensors: one thread is faster than two fighting over a shared CPU
-    (and `make test` runs two pytest workers on two cores). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
