@@ -112,3 +112,17 @@ def check_reduction(reduction: str, allowed=("mean", "sum", "none"), name: str =
     """Raise ``ValueError`` unless ``reduction`` is one of ``allowed``."""
     if reduction not in allowed:
         raise ValueError(f"{name}: reduction must be one of {', '.join(map(repr, allowed))}, got {reduction!r}")
+
+
+def reduce_masked(loss: torch.Tensor, valid: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Zero the ignored pixels of a per-pixel ``loss`` and reduce it.
+
+    ``"mean"`` averages over the valid pixels only; when every pixel is ignored it returns 0
+    (MONAI's behaviour), not 0/0.
+    """
+    loss = loss * valid
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / valid.sum().clamp_min(1)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..constants import IGNORE_INDEX
-from ._checks import check_binary, check_multiclass, check_reduction
+from ._checks import check_binary, check_multiclass, check_reduction, reduce_masked
 
 
 def focal_weight(p_t: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -88,12 +88,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0
                 raise ValueError(f"focal_loss: alpha must be a float or hold one weight per class ({num_classes}), "
                                  f"got shape {tuple(a.shape)}")
         loss = a[safe] * loss
-    loss = loss * valid
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / valid.sum().clamp_min(1)  # all pixels ignored: 0, as MONAI (not 0/0)
+    return reduce_masked(loss, valid, reduction)
 
 
 def binary_focal_loss(logits: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0, alpha: float | None = None,
@@ -129,9 +124,4 @@ def binary_focal_loss(logits: torch.Tensor, target: torch.Tensor, *, gamma: floa
     loss = focal_weight(p_t, gamma) * ce
     if alpha is not None:
         loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
-    loss = loss * valid
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / valid.sum().clamp_min(1)  # all pixels ignored: 0, as MONAI (not 0/0)
+    return reduce_masked(loss, valid, reduction)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..constants import IGNORE_INDEX
-from ._checks import check_binary, check_multiclass, check_reduction
+from ._checks import check_binary, check_multiclass, check_reduction, reduce_masked
 
 
 def _as_weight(weight, logits: torch.Tensor, name: str) -> torch.Tensor | None:
@@ -99,12 +99,7 @@ def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, pos_weig
     target, valid = check_binary(logits, target, ignore_index, "binary_cross_entropy", soft=True)
     pw = None if pos_weight is None else torch.tensor([float(pos_weight)], dtype=logits.dtype, device=logits.device)
     loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pw, reduction="none")
-    loss = loss * valid
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / valid.sum().clamp_min(1)  # all pixels ignored: 0, as MONAI (not 0/0)
+    return reduce_masked(loss, valid, reduction)
 
 
 def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, keep_ratio: float = 0.25, min_kept: int = 0,
