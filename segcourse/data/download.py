@@ -37,7 +37,9 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 __all__ = [
     "ChecksumError", "IncompleteDownloadError", "UnsafeArchiveError", "UnverifiedDownloadWarning",
@@ -267,6 +269,27 @@ def check_archive_members(archive: str | os.PathLike, root: str | os.PathLike) -
     return names
 
 
+@contextmanager
+def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder elsewhere, then put it at ``dest`` in one rename.
+
+    Yields an empty temporary folder beside ``dest`` (same file system). When the ``with`` block
+    succeeds, an existing ``dest`` is removed and the temporary folder renamed to ``dest``; when it
+    fails (or is interrupted), the temporary folder is deleted and ``dest`` is left as it was.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Extract a tar or zip archive into ``dest`` atomically, refusing unsafe members.
 
@@ -290,9 +313,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, overwri
     archive, dest = Path(archive), Path(dest)
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists; pass overwrite=True to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    try:
+    with atomic_directory(dest) as tmp:
         check_archive_members(archive, tmp)
         try:
             if zipfile.is_zipfile(archive):
@@ -305,10 +326,4 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, overwri
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
             raise ValueError(f"{archive}: extraction failed ({type(exc).__name__}: {exc}); the archive is "
                              f"corrupt or truncated -- delete it and download it again") from exc
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest

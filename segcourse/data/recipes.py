@@ -60,7 +60,6 @@ import json
 import os
 import shutil
 import sys
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +67,7 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import IGNORE_INDEX
-from .download import download, safe_extract
+from .download import atomic_directory, download, safe_extract
 
 __all__ = ["RECIPES", "Recipe", "RemoteFile", "convert_isbi2012", "convert_massachusetts", "convert_oxford_pet",
            "convert_voc2012", "get_recipe", "main", "prepare", "read_split", "VOC_CLASSES"]
@@ -563,20 +562,13 @@ def prepare(name: str, *, root: str | os.PathLike | None = None, source: str | o
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target / remote.filename)
         raw_input = raw
-    tmp = root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
-    try:
-        (tmp / "images").mkdir(parents=True)
+    with atomic_directory(out) as tmp:
+        (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         summary = recipe.convert(Path(raw_input), tmp)
         manifest = {"recipe": name, "title": recipe.title, "homepage": recipe.homepage, "classes": list(recipe.classes),
                     "ignore_index": IGNORE_INDEX, **summary}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

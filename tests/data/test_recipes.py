@@ -152,7 +152,7 @@ def test_bad_trimap_value_names_the_file(tmp_path, pet_source):
     with pytest.raises(ValueError, match=r"Abyssinian_1\.png.*\[4\]"):
         prepare("oxford_pet", root=tmp_path / "data", source=src, sha256=pins, progress=False)
     assert not (tmp_path / "data" / "oxford_pet").exists()
-    assert not list((tmp_path / "data").glob(".tmp-*"))
+    assert not list((tmp_path / "data").glob(".*tmp*"))  # no temporary conversion folder left behind
 
 
 # ------------------------------------------------------------------------------------------ ISBI 2012
@@ -444,3 +444,20 @@ def test_unverified_recipe_file_warns(tmp_path, pet_source, monkeypatch):
         out = prepare("oxford_pet", root=tmp_path / "data", source=src, progress=False)
     assert file_digest(tmp_path / "data" / "_downloads" / "oxford_pet" / "images.tar.gz") == _sha(src / "images.tar.gz")
     assert (out / "dataset.json").is_file()
+
+
+def test_atomic_directory_replaces_on_success_and_leaves_dest_on_failure(tmp_path):
+    from segcourse.data.download import atomic_directory
+
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(dest) as tmp:
+            (tmp / "new.txt").write_text("new")
+            raise RuntimeError("interrupted")
+    assert [p.name for p in dest.iterdir()] == ["old.txt"]
+    with atomic_directory(dest) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in dest.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left
