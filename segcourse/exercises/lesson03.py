@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.fcn import bilinear_kernel
-from .registry import CheckFailed, case, exercise
+from .registry import CheckFailed, case, exercise, expect_tensor
 
 # ------------------------------------------------------------------------------------------
 # 3.1 -- the bilinear kernel
@@ -31,8 +31,7 @@ def check_bilinear_kernel(candidate):
         with case(f"in_channels=out_channels={c}, kernel_size={k}"):
             got = candidate(c, c, k)
             want = bilinear_kernel(c, c, k)
-            if not isinstance(got, torch.Tensor):
-                raise CheckFailed(f"expected a torch.Tensor, got {type(got).__name__}")
+            expect_tensor(got)
             if tuple(got.shape) != tuple(want.shape):
                 raise CheckFailed(f"expected shape {tuple(want.shape)} (in, out, k, k) -- the layout of "
                                   f"ConvTranspose2d.weight -- got {tuple(got.shape)}")

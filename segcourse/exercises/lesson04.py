@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import CheckFailed, case, exercise, expect_equal
+from .registry import CheckFailed, case, exercise, expect_callable, expect_equal, expect_tensor
 
 # ------------------------------------------------------------------------------------------
 # 4.1 -- predict the sizes through a depth-5 U for a 123 x 201 image
@@ -91,14 +91,12 @@ def _concat_cases():
           hint="dh = skip_h - up_h, dw = skip_w - up_w; F.pad(up, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2]) "
                "pads (left, right, top, bottom); then torch.cat([skip, up], dim=1).")
 def check_pad_and_concat(candidate):
-    if not callable(candidate):
-        raise CheckFailed(f"expected a function pad_and_concat(up, skip), got {type(candidate).__name__}")
+    expect_callable(candidate, "pad_and_concat(up, skip)")
     for name, up, skip in _concat_cases():
         with case(name):
             got = candidate(up.clone(), skip.clone())
             want = _reference_pad_and_concat(up, skip)
-            if not isinstance(got, torch.Tensor):
-                raise CheckFailed(f"expected a torch.Tensor, got {type(got).__name__}")
+            expect_tensor(got)
             if tuple(got.shape) != tuple(want.shape):
                 hint = ""
                 if got.shape[-2:] != skip.shape[-2:]:
@@ -149,13 +147,11 @@ def _mask_cases():
           hint="Masks hold class ids, not intensities: F.interpolate(mask[:, None].float(), size=size, "
                "mode='nearest')[:, 0].long() (or mode='nearest-exact'). No /255, no bilinear.")
 def check_resize_mask(candidate):
-    if not callable(candidate):
-        raise CheckFailed(f"expected a function resize_mask(mask, size), got {type(candidate).__name__}")
+    expect_callable(candidate, "resize_mask(mask, size)")
     for name, mask, size in _mask_cases():
         with case(name):
             got = candidate(mask.clone(), size)
-            if not isinstance(got, torch.Tensor):
-                raise CheckFailed(f"expected a torch.Tensor, got {type(got).__name__}")
+            expect_tensor(got)
             want_shape = (mask.shape[0], *size)
             if tuple(got.shape) != want_shape:
                 raise CheckFailed(f"expected shape {want_shape} (N, H, W), got {tuple(got.shape)}")
@@ -194,8 +190,7 @@ def _unet_count(in_channels: int, num_classes: int, depth: int, base_channels: i
                "channels. Each decoder block: up-sampler (transpose: 4 * a * a/2 + a/2; bilinear + 1x1: "
                "a * a/2 + a/2 with a = c_i) then DoubleConv(c_i, c_{i-1}). Head: c_0 * classes + classes.")
 def check_parameter_count(candidate):
-    if not callable(candidate):
-        raise CheckFailed(f"expected a function unet_parameter_count(...), got {type(candidate).__name__}")
+    expect_callable(candidate, "unet_parameter_count(...)")
     for config in [
         dict(in_channels=1, num_classes=2, depth=1, base_channels=2, up="transpose"),
         dict(in_channels=3, num_classes=2, depth=4, base_channels=32, up="transpose"),

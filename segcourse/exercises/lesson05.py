@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.backbones import receptive_field
-from .registry import CheckFailed, case, exercise
+from .registry import CheckFailed, case, exercise, expect_tensor
 
 # ------------------------------------------------------------------------------------------
 # 5.1 -- receptive field of stacked (dilated, strided) convolutions
@@ -116,8 +116,7 @@ def check_image_pooling(candidate):
             with torch.no_grad():
                 got = candidate(x, conv)
                 want = _reference_pooling(x, conv)
-            if not isinstance(got, torch.Tensor):
-                raise CheckFailed(f"expected a tensor, got {type(got).__name__}")
+            expect_tensor(got)
             if tuple(got.shape) != tuple(want.shape):
                 raise CheckFailed(f"expected shape {tuple(want.shape)} (N, out, h, w of the input), got "
                                   f"{tuple(got.shape)} -- it must concatenate with the other ASPP branches")

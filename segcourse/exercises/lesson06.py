@@ -12,7 +12,7 @@ import math
 import torch
 
 from ..losses import lovasz_grad
-from .registry import CheckFailed, case, exercise, expect_close
+from .registry import CheckFailed, case, exercise, expect_close, expect_tensor
 
 # ------------------------------------------------------------------------------------------
 # 6.1 -- soft Dice loss from its formula
@@ -49,8 +49,7 @@ def check_soft_dice(candidate):
         with case(name):
             x = probs.clone().requires_grad_(True)
             got = candidate(x, target, smooth=smooth)
-            if not isinstance(got, torch.Tensor):
-                raise CheckFailed(f"expected a torch tensor (a scalar loss), got {type(got).__name__}")
+            expect_tensor(got, " (a scalar loss)")
             if got.numel() != 1:
                 raise CheckFailed(f"expected a scalar, got a tensor of shape {tuple(got.shape)}")
             want = _reference_soft_dice(probs, target, smooth)
@@ -152,6 +151,5 @@ def check_lovasz_grad(candidate):
     for name, gt_sorted in _lovasz_cases():
         with case(name):
             got = candidate(gt_sorted.clone())
-            if not isinstance(got, torch.Tensor):
-                raise CheckFailed(f"expected a torch tensor, got {type(got).__name__}")
+            expect_tensor(got)
             expect_close(got, lovasz_grad(gt_sorted), "weights")

@@ -14,7 +14,7 @@ import torch
 from ..constants import IGNORE_INDEX
 from ..metrics import boundary_iou, confusion_matrix, scores_from_confusion
 from ..metrics.explore import per_batch_mean_miou
-from .registry import CheckFailed, case, exercise, expect_close, expect_equal
+from .registry import CheckFailed, case, exercise, expect_callable, expect_close, expect_equal, expect_tensor
 
 # ------------------------------------------------------------------------------------------
 # 7.1 -- predict: a perfect 4-class prediction loses its rare class
@@ -85,14 +85,11 @@ def _cm_cases():
           hint="Flatten; keep = target != ignore_index; index = target[keep] * num_classes + pred[keep] (as int64); "
                "torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes).")
 def check_confusion_matrix(candidate):
-    if not callable(candidate):
-        raise CheckFailed(f"expected a function confusion_matrix_bincount(pred, target, num_classes, ignore_index), "
-                          f"got {type(candidate).__name__}")
+    expect_callable(candidate, "confusion_matrix_bincount(pred, target, num_classes, ignore_index)")
     for name, pred, target, num_classes, ignore in _cm_cases():
         with case(name):
             got = candidate(pred.clone(), target.clone(), num_classes, ignore)
-            if not isinstance(got, torch.Tensor):
-                raise CheckFailed(f"expected a torch.Tensor, got {type(got).__name__}")
+            expect_tensor(got)
             want = confusion_matrix(pred, target, num_classes, ignore)
             expect_equal(tuple(got.shape), tuple(want.shape), "shape")
             if got.t().equal(want) and not want.equal(want.t()):
@@ -123,9 +120,7 @@ def _batch_cases():
           hint="For each slice pred[i:i + batch_size], compute that batch's mIoU with "
                "scores_from_confusion(confusion_matrix(...))['miou'], then return the plain mean of those numbers.")
 def check_per_batch(candidate):
-    if not callable(candidate):
-        raise CheckFailed(f"expected a function miou_averaged_per_batch(pred, target, num_classes, batch_size), "
-                          f"got {type(candidate).__name__}")
+    expect_callable(candidate, "miou_averaged_per_batch(pred, target, num_classes, batch_size)")
     for name, pred, target, num_classes, batch in _batch_cases():
         with case(name):
             got = candidate(pred.clone(), target.clone(), num_classes, batch)
@@ -159,9 +154,7 @@ def _boundary_cases():
           hint="d = max(1, round(dilation_ratio * sqrt(H**2 + W**2))); band = mask & ~scipy.ndimage.binary_erosion("
                "mask, np.ones((3, 3)), iterations=d, border_value=0); IoU = |bp & bt| / |bp | bt|.")
 def check_boundary_iou(candidate):
-    if not callable(candidate):
-        raise CheckFailed(f"expected a function my_boundary_iou(pred, target, dilation_ratio), got "
-                          f"{type(candidate).__name__}")
+    expect_callable(candidate, "my_boundary_iou(pred, target, dilation_ratio)")
     for name, pred, target, ratio in _boundary_cases():
         with case(name):
             got = candidate(pred.copy(), target.copy(), ratio)

@@ -52,7 +52,8 @@ from typing import Any, Callable, Iterator
 
 __all__ = [
     "KINDS", "LEVELS", "CheckFailed", "CheckResult", "Exercise", "all_exercises", "case", "check",
-    "exercise", "expect_close", "expect_equal", "get", "load_all", "run_check", "verify_exercise",
+    "exercise", "expect_callable", "expect_close", "expect_equal", "expect_tensor", "get", "load_all", "run_check",
+    "verify_exercise",
 ]
 
 #: Difficulty levels, in the order a lesson's exercises go.
@@ -361,6 +362,25 @@ def check(id: str, candidate: Any) -> CheckResult:
 # ----------------------------------------------------------------------------------------------
 # Helpers for writing checks: comparisons that raise CheckFailed with a clear message.
 # ----------------------------------------------------------------------------------------------
+
+def expect_callable(candidate: Any, signature: str) -> None:
+    """Raise :class:`CheckFailed` unless the learner's answer is a function.
+
+    Args:
+        signature: the function as the notebook names it, e.g. ``"pad_and_concat(up, skip)"``.
+    """
+    if not callable(candidate):
+        raise CheckFailed(f"expected a function {signature}, got {type(candidate).__name__}")
+
+
+def expect_tensor(value: Any, what: str = "") -> None:
+    """Raise :class:`CheckFailed` unless ``value`` is a ``torch.Tensor``; ``what`` adds a description,
+    e.g. ``" (a scalar loss)"``."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise CheckFailed(f"expected a torch.Tensor{what}, got {type(value).__name__}")
+
 
 def _to_numpy(value: Any, what: str):
     import numpy as np

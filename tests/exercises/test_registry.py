@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from segcourse.exercises import registry
-from segcourse.exercises.registry import CheckFailed, case, check, exercise, expect_close, expect_equal, run_check
+from segcourse.exercises.registry import (CheckFailed, case, check, exercise, expect_callable, expect_close, expect_equal,
+                                          expect_tensor, run_check)
 
 HERE = Path(__file__).resolve().parent
 
@@ -138,6 +140,12 @@ def test_expect_helpers():
         expect_equal(np.array([[1, 2], [0, 4]]), np.array([[1, 2], [3, 4]]))
     with pytest.raises(CheckFailed, match="expected 'up', got 'down'"):
         expect_equal("down", "up", "answer")
+    expect_callable(len, "len(x)")
+    with pytest.raises(CheckFailed, match=r"expected a function resize_mask\(mask, size\), got int"):
+        expect_callable(3, "resize_mask(mask, size)")
+    expect_tensor(torch.zeros(2))
+    with pytest.raises(CheckFailed, match=r"expected a torch.Tensor \(a scalar loss\), got ndarray"):
+        expect_tensor(np.zeros(2), " (a scalar loss)")
 
 
 def test_verify_exercise(scratch_registry):
