@@ -9,11 +9,7 @@ import pytest
 
 from segcourse import classical
 from segcourse.constants import IGNORE_INDEX
-from segcourse.exercises.registry import verify_exercise
-
-
-def _stub(*args):
-    raise NotImplementedError("Exercise: not written yet")
+from segcourse.exercises.registry import learner_stub, verify_exercise
 
 
 # ---- 0.1 foreground fraction -------------------------------------------------------------------
@@ -115,12 +111,12 @@ def components_labels_only(mask):
 
 
 CASES = {
-    "0.1": dict(stub=_stub, wrong=[fraction_counts_ignored_as_foreground, fraction_ignored_in_denominator],
+    "0.1": dict(stub=learner_stub, wrong=[fraction_counts_ignored_as_foreground, fraction_ignored_in_denominator],
                 solution=fraction_solution),
-    "1.1": dict(stub=_stub, wrong=[otsu_mean, otsu_unweighted, lambda image: 128], solution=otsu_solution),
+    "1.1": dict(stub=learner_stub, wrong=[otsu_mean, otsu_unweighted, lambda image: 128], solution=otsu_solution),
     "1.2": dict(stub=None, wrong=["up", "same", "fewer", 3], solution="down"),
-    "1.3": dict(stub=_stub, wrong=[uneven_global_otsu, uneven_small_block, uneven_uint8], solution=uneven_solution),
-    "1.4": dict(stub=_stub, wrong=[components_8_connected, components_off_by_one, components_labels_only],
+    "1.3": dict(stub=learner_stub, wrong=[uneven_global_otsu, uneven_small_block, uneven_uint8], solution=uneven_solution),
+    "1.4": dict(stub=learner_stub, wrong=[components_8_connected, components_off_by_one, components_labels_only],
                 solution=components_solution),
 }
 

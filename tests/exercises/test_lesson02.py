@@ -8,11 +8,7 @@ import numpy as np
 import pytest
 
 from segcourse.exercises.lesson02 import (bilinear_demo_mask, bilinear_ids, divide_demo_mask, normalised_mask_ids)
-from segcourse.exercises.registry import verify_exercise
-
-
-def _stub(*args):
-    raise NotImplementedError("Exercise: not written yet")
+from segcourse.exercises.registry import learner_stub, verify_exercise
 
 
 # ---- 2.1 RLE -------------------------------------------------------------------------------------
@@ -111,12 +107,12 @@ def pair_by_stem_vague_error(image_files, mask_files):
 
 
 CASES = {
-    "2.1": dict(stub=_stub, wrong=[rle_row_major, rle_no_leading_zero, rle_foreground_runs_only], solution=rle_solution),
+    "2.1": dict(stub=learner_stub, wrong=[rle_row_major, rle_no_leading_zero, rle_foreground_runs_only], solution=rle_solution),
     "2.2": dict(stub=None, wrong=[{0, 1, 3}, {0, 3}, [0, 1], "0,1,2,3"], solution={0, 1, 2, 3}),
     "2.3": dict(stub=None, wrong=[{0, 1, 2, 3, 255}, {0}, {0, 255}], solution={0, 1}),
-    "2.4": dict(stub=_stub, wrong=[crop_flip_independent_draws, crop_flip_image_only, crop_flip_never_flips,
+    "2.4": dict(stub=learner_stub, wrong=[crop_flip_independent_draws, crop_flip_image_only, crop_flip_never_flips,
                                    crop_flip_resizes, crop_flip_float_mask], solution=crop_flip_solution),
-    "2.5": dict(stub=_stub, wrong=[pair_sorted_zip, pair_by_stem_silently_drops, pair_by_stem_vague_error],
+    "2.5": dict(stub=learner_stub, wrong=[pair_sorted_zip, pair_by_stem_silently_drops, pair_by_stem_vague_error],
                 solution=pair_solution),
 }
 

@@ -3,21 +3,11 @@ plausible wrong answers and passes on the solution (as written in solutions/04_u
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 
-from segcourse.exercises.registry import get, load_all, run_check, verify_exercise
+from segcourse.exercises.registry import get, learner_stub, run_check, verify_exercise
 from segcourse.models.unet import pad_to, unet
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _registry():
-    load_all(strict=True)
-
-
-def _not_done(*args, **kwargs):
-    raise NotImplementedError("Exercise 4.x: stub")
 
 
 # ---------------------------------------------------------------- 4.1
@@ -76,7 +66,7 @@ def _naive_cat(up, skip):
 
 
 def test_4_2_pad_and_concat():
-    verify_exercise("4.2", stub=_not_done,
+    verify_exercise("4.2", stub=learner_stub,
                     wrong=[_crop_skip, _wrong_order, _all_padding_at_the_start, _interpolate_instead, _naive_cat],
                     solution=pad_and_concat)
 
@@ -116,7 +106,7 @@ def _transposed(mask, size):  # (W, H) instead of (H, W)
 
 
 def test_4_3_resize_mask():
-    verify_exercise("4.3", stub=_not_done, wrong=[_bilinear, _divided_by_255, _keeps_float, _transposed],
+    verify_exercise("4.3", stub=learner_stub, wrong=[_bilinear, _divided_by_255, _keeps_float, _transposed],
                     solution=resize_mask)
 
 
@@ -164,7 +154,7 @@ def _ignores_up_mode(in_channels, num_classes, depth, base_channels, up):
 
 
 def test_4_4_parameter_count():
-    verify_exercise("4.4", stub=_not_done, wrong=[_forgets_the_decoder, _counts_conv_biases, _ignores_up_mode],
+    verify_exercise("4.4", stub=learner_stub, wrong=[_forgets_the_decoder, _counts_conv_biases, _ignores_up_mode],
                     solution=unet_parameter_count)
 
 
