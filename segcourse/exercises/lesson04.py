@@ -176,11 +176,10 @@ def check_resize_mask(candidate):
 
 
 def _unet_count(in_channels: int, num_classes: int, depth: int, base_channels: int, up: str) -> int:
-    from ..models.unet import unet
+    from ..models import count_parameters, unet
 
-    model = unet(in_channels=in_channels, num_classes=num_classes, depth=depth, base_channels=base_channels,
-                 up=up, norm="batch")
-    return sum(p.numel() for p in model.parameters())
+    return count_parameters(unet(in_channels=in_channels, num_classes=num_classes, depth=depth,
+                                 base_channels=base_channels, up=up, norm="batch"))
 
 
 @exercise("4.4", title="Count the U-Net's parameters by hand", level="stretch", minutes=20, kind="implement",

@@ -17,22 +17,16 @@ from .backbones import (BACKBONES, BasicBlock, Encoder, ResNetEncoder, Torchvisi
                         resnet34, resnet50, resnet101, resnet_tiny, vgg16, vgg_tiny)
 from .deeplab import ASPP, ASPPPooling, DeepLabV3, DeepLabV3Plus, DeepLabV3PlusDecoder, deeplabv3, deeplabv3plus
 from .fcn import FCN, BilinearUpsample, FCNHead, TorchvisionFCNHead, bilinear_kernel, fcn
+from .parameters import count_parameters
 from .pretrained import cached_weights_path, load_cached_weights
+from .unet import UNet, unet
 
 __all__ = [
+    "UNet", "unet",
     "FCN", "fcn", "FCNHead", "TorchvisionFCNHead", "BilinearUpsample", "bilinear_kernel",
     "DeepLabV3", "DeepLabV3Plus", "DeepLabV3PlusDecoder", "ASPP", "ASPPPooling", "deeplabv3", "deeplabv3plus",
     "Encoder", "VGGEncoder", "ResNetEncoder", "TorchvisionResNetEncoder", "BasicBlock", "BACKBONES", "get_backbone",
     "vgg_tiny", "vgg16", "resnet_tiny", "resnet18", "resnet34", "resnet50", "resnet101",
     "cached_weights_path", "load_cached_weights",
-    "receptive_field", "conv_layers", "effective_receptive_field", "erf_radius",
+    "receptive_field", "conv_layers", "effective_receptive_field", "erf_radius", "count_parameters",
 ]
-
-try:  # U-Net lives in its own module, written separately; the other models must not depend on it.
-    from .unet import UNet, unet
-except ImportError as _exc:  # pragma: no cover - only while unet.py is missing or broken
-    import warnings as _warnings
-
-    _warnings.warn(f"segcourse.models: U-Net is unavailable ({_exc})", ImportWarning, stacklevel=2)
-else:
-    __all__ += ["UNet", "unet"]

@@ -49,6 +49,7 @@ from ..config import get_device, seed_everything
 from ..constants import IGNORE_INDEX
 from ..metrics import ConfusionMatrix, logits_to_pred
 from ..metrics import scores_from_confusion
+from ..models.parameters import count_parameters
 from . import distributed as ddp
 from .amp import Precision, autocast, make_scaler, resolve_precision, to_device
 from .history import History, is_better
@@ -512,7 +513,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, loss_fn: Callable | 
         logger = TensorBoardLogger.create(log_dir, verbose=verbose)
 
     if main and verbose:
-        n_params = sum(p.numel() for p in model.parameters())
+        n_params = count_parameters(model)
         n_train = len(train_loader.dataset) if hasattr(train_loader, "dataset") else "?"
         procs = f" x {dist_info.world_size} processes" if dist_info.enabled else ""
         print(f"training on {_device_name(device)}{procs} | {precision.describe()} | {n_params:,} parameters | "

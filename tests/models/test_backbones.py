@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segcourse.models import (BasicBlock, Encoder, conv_layers, effective_receptive_field, erf_radius, get_backbone,
-                              receptive_field, resnet18, resnet50, resnet_tiny, vgg_tiny)
+from segcourse.models import (BasicBlock, Encoder, conv_layers, count_parameters, effective_receptive_field, erf_radius,
+                              get_backbone, receptive_field, resnet18, resnet50, resnet_tiny, vgg_tiny)
 from segcourse.models.backbones import dilation_for_output_stride
 
 
@@ -61,8 +61,7 @@ def test_torchvision_resnet_has_no_classifier_and_matches_feature_shapes():
 
     enc = resnet18(output_stride=32).eval()
     ref = torchvision.models.resnet18(weights=None)
-    classifier = sum(p.numel() for p in ref.fc.parameters())
-    assert sum(p.numel() for p in enc.parameters()) == sum(p.numel() for p in ref.parameters()) - classifier
+    assert count_parameters(enc) == count_parameters(ref) - count_parameters(ref.fc)
     _check_declared(enc)
 
 

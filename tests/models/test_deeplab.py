@@ -7,13 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segcourse.models import ASPP, ASPPPooling, DeepLabV3, DeepLabV3Plus, deeplabv3, deeplabv3plus, resnet_tiny
+from segcourse.models import (ASPP, ASPPPooling, DeepLabV3, DeepLabV3Plus, count_parameters, deeplabv3, deeplabv3plus,
+                              resnet_tiny)
 from segcourse.models.deeplab import default_atrous_rates
-
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 TINY = dict(width=4, aspp_channels=8, atrous_rates=(1, 2, 3))
@@ -120,8 +116,8 @@ def test_deeplabv3_resnet50_matches_torchvision_parameter_count_and_shape():
 
     theirs = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=False).eval()
     ours = deeplabv3(21, "resnet50", output_stride=8).eval()
-    assert n_params(theirs) == 39_638_869
-    assert n_params(ours) == n_params(theirs)
+    assert count_parameters(theirs) == 39_638_869
+    assert count_parameters(ours) == count_parameters(theirs)
     x = torch.randn(2, 3, 65, 47)
     with torch.no_grad():
         assert ours(x).shape == theirs(x)["out"].shape == (2, 21, 65, 47)

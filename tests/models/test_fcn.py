@@ -7,13 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segcourse.models import FCN, BilinearUpsample, bilinear_kernel, fcn, vgg_tiny
+from segcourse.models import FCN, BilinearUpsample, bilinear_kernel, count_parameters, fcn, vgg_tiny
 from segcourse.models.fcn import FCNHead, TorchvisionFCNHead
-
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 # ---------------------------------------------------------------- bilinear kernel
@@ -123,7 +118,7 @@ def test_fcn_variants_have_the_expected_skip_layers():
     # (C*C*4*4), minus the difference between the fixed, depthwise final 32x and 8x upsamplings (C*64*64 vs C*16*16)
     c = 5
     extra = (8 * w * c + c) + (4 * w * c + c) + 2 * c * c * 16 - c * (64 * 64 - 16 * 16)
-    assert n_params(m8) - n_params(m32) == extra
+    assert count_parameters(m8) - count_parameters(m32) == extra
 
 
 def test_fcn_skips_start_at_zero_so_8s_equals_32s_at_init():
@@ -172,8 +167,8 @@ def test_fcn_resnet50_matches_torchvision_parameter_count_and_shape():
 
     theirs = fcn_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=False).eval()
     ours = fcn(21, "32s", "resnet50", head="torchvision", upsample="bilinear").eval()
-    assert n_params(theirs) == 32_957_013
-    assert n_params(ours) == n_params(theirs)
+    assert count_parameters(theirs) == 32_957_013
+    assert count_parameters(ours) == count_parameters(theirs)
     # the head is the same module, layer for layer
     assert [type(m).__name__ for m in ours.head] == [type(m).__name__ for m in theirs.classifier]
     x = torch.randn(1, 3, 65, 47)

@@ -8,11 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from segcourse.models import count_parameters
 from segcourse.models.unet import DecoderBlock, DoubleConv, UNet, pad_to, unet
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 # ---------------------------------------------------------------- shapes and backward
@@ -105,7 +102,7 @@ def _formula(in_channels, num_classes, depth, base, up, norm) -> int:
 ])
 def test_tiny_parameter_count_matches_hand_count(up, norm, expected):
     model = unet(in_channels=1, num_classes=2, depth=1, base_channels=2, up=up, norm=norm)
-    assert _count(model) == expected
+    assert count_parameters(model) == expected
 
 
 @pytest.mark.parametrize("config", [
@@ -116,13 +113,13 @@ def test_tiny_parameter_count_matches_hand_count(up, norm, expected):
 def test_parameter_count_matches_formula(config):
     model = unet(in_channels=config["in_channels"], num_classes=config["num_classes"], depth=config["depth"],
                  base_channels=config["base"], up=config["up"], norm="batch" if config["norm"] else "none")
-    assert _count(model) == _formula(config["in_channels"], config["num_classes"], config["depth"],
+    assert count_parameters(model) == _formula(config["in_channels"], config["num_classes"], config["depth"],
                                      config["base"], config["up"], config["norm"])
 
 
 def test_instance_norm_has_the_same_count_as_batch_norm():
     kwargs = dict(in_channels=3, num_classes=2, depth=2, base_channels=4)
-    assert _count(unet(**kwargs, norm="instance")) == _count(unet(**kwargs, norm="batch"))
+    assert count_parameters(unet(**kwargs, norm="instance")) == count_parameters(unet(**kwargs, norm="batch"))
 
 
 # ---------------------------------------------------------------- errors
@@ -201,8 +198,8 @@ def test_decoder_block_matches_smp_structure():
 
     ours = DecoderBlock(in_channels=32, skip_channels=16, out_channels=16)
     theirs = UnetDecoderBlock(in_channels=16, skip_channels=16, out_channels=16)  # smp upsamples without a conv
-    assert _count(ours.conv) == _count(theirs)
-    assert _count(ours.conv) == _count(DoubleConv(32, 16))
+    assert count_parameters(ours.conv) == count_parameters(theirs)
+    assert count_parameters(ours.conv) == count_parameters(DoubleConv(32, 16))
     # Same output shape on an odd skip: smp interpolates to the skip's size, we pad to it.
     x, skip = torch.randn(2, 32, 12, 9), torch.randn(2, 16, 25, 19)
     got = ours(x, skip)
