@@ -21,7 +21,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from .constants import MODE_ENV
+from .constants import MODE_ENV, SEED_OFFSET_ENV
 
 Mode = Literal["smoke", "quick", "full"]
 MODES: tuple[str, ...] = ("smoke", "quick", "full")
@@ -112,9 +112,19 @@ def seed_everything(seed: int = 0, *, deterministic: bool = True) -> int:
             version still run on the GPU).
 
     Returns:
-        The seed, so a cell can end on it.
+        The seed, so a cell can end on it. ``$SEGCOURSE_SEED_OFFSET`` (set only by the spread
+        measurement of ``python -m segcourse course --spread``) is added to what is seeded,
+        not to the returned value, so that the lesson's printed seeds stay 0, 1, 2.
     """
     import torch
+
+    returned = seed
+    offset = os.environ.get(SEED_OFFSET_ENV, "").strip()
+    if offset:
+        try:
+            seed = seed + int(offset)
+        except ValueError:
+            raise ValueError(f"{SEED_OFFSET_ENV}={offset!r} is not an integer") from None
 
     random.seed(seed)
     np.random.seed(seed)
@@ -127,7 +137,7 @@ def seed_everything(seed: int = 0, *, deterministic: bool = True) -> int:
         torch.backends.cudnn.deterministic = True
         torch.use_deterministic_algorithms(True, warn_only=True)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    return seed
+    return returned
 
 
 def describe() -> str:

@@ -16,3 +16,9 @@ REPORT_ENV: str = "SEGCOURSE_REPORT"
 
 #: Environment variable overriding where generated datasets are written.
 DATA_ENV: str = "SEGCOURSE_DATA"
+
+#: Environment variable that shifts every seed given to ``seed_everything`` (default 0). The
+#: spread measurement (``python -m segcourse course --spread``) runs the course with offsets
+#: 0, 100, 200, ... to see how far a trained result moves when the floating-point path changes,
+#: as it does on another CPU; lessons never set it.
+SEED_OFFSET_ENV: str = "SEGCOURSE_SEED_OFFSET"
