@@ -74,28 +74,6 @@ def loader_rate(loader, repeats: int = 2) -> float:
     return n / (time.perf_counter() - start)
 
 
-def train_rate(model_fn, loader, device, amp, channels_last, warmup: int) -> float:
-    """Images per second of the engine's training step (``train_one_epoch``) on ``device``."""
-    from segcourse.losses import get_loss
-    from segcourse.train.amp import make_scaler, resolve_precision
-    from segcourse.train.engine import SegmentationTask, train_one_epoch
-
-    device = torch.device(device)
-    precision = resolve_precision(amp, channels_last, device)
-    model = model_fn().to(device)
-    if precision.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    task = SegmentationTask(get_loss("ce"), 2)
-    common = dict(task=task, device=device, precision=precision, scaler=make_scaler(precision, device), progress=False)
-    batches = list(loader)
-    train_one_epoch(model, batches[:warmup], optimizer, **common)  # warm-up: kernels, allocator, autotuning
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    stats = train_one_epoch(model, batches, optimizer, **common)  # .item() at the end synchronises
-    return stats["images_per_s"]
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=96, help="image side (default 96, the quick-mode cells size)")
@@ -115,6 +93,7 @@ def main(argv=None) -> int:
     from segcourse.data.synthetic import load_arrays
     from segcourse.models import unet
     from segcourse.train.cli import ArrayDataset
+    from segcourse.train.speed import train_rate
 
     seed_everything(0, deterministic=False)
     count = args.batch * (args.steps + args.warmup)

@@ -66,7 +66,7 @@ def execute_notebook(path: str | os.PathLike, *, mode: str | None = None, report
     if report is not None:
         os.environ[REPORT_ENV] = str(Path(report).resolve())
     # The kernel inherits this process's environment; run it where the notebook lives.
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False, record_timing=False,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     start = time.perf_counter()
     error = None

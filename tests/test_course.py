@@ -39,7 +39,7 @@ def test_lessons_are_found_in_order_and_filtered(lessons):
 @pytest.mark.slow
 def test_course_writes_report_with_results_failures_and_missed_targets(lessons, tmp_path, capsys):
     out = tmp_path / "build"
-    code = main(["course", "--solutions", str(lessons), "--out", str(out), "--mode", "quick"])
+    code = main(["course", "--solutions", str(lessons), "--out", str(out), "--mode", "quick", "--speed-seconds", "0"])
     assert code == 1  # one lesson failed, one missed its target
     report = json.loads((out / "course-report.json").read_text())
     assert report["mode"] == "quick"
@@ -65,3 +65,102 @@ def test_notebooks_execute_stores_outputs_in_place_only_on_success(lessons):
     assert nb.metadata["kernelspec"]["name"] == "segcourse"
     assert main(["notebooks", "execute", str(bad), "--mode", "smoke"]) == 1
     assert bad.read_text() == before
+
+
+# --------------------------------------------------------------------------- storing and the gate
+
+def _lesson_90(folder):
+    """A toy lesson numbered 90 (no exercises registered): one mode-independent cell, one that is not."""
+    folder.mkdir(exist_ok=True)
+    return _notebook(folder / "90_toy.ipynb",
+                     "from segcourse import get_mode, report",
+                     "print('2 + 2 =', 2 + 2)",
+                     "print('mode:', get_mode())",
+                     "report.record('score', 0.97, label='Score', target='>= 0.95')")
+
+
+@pytest.mark.slow
+def test_store_writes_quick_outputs_stamp_tags_and_the_learner_notebook(tmp_path, capsys):
+    from segcourse import stored
+
+    solutions, notebooks = tmp_path / "solutions", tmp_path / "notebooks"
+    path = _lesson_90(solutions)
+    code = main(["course", "--store", "--solutions", str(solutions), "--notebooks", str(notebooks),
+                 "--out", str(tmp_path / "build"), "--speed-seconds", "0"])
+    assert code == 0, capsys.readouterr().out
+    nb = nbformat.read(path, as_version=4)
+    stamp = nb.metadata["segcourse"]
+    assert stamp["mode"] == "quick" and stamp["source_hash"] == stored.source_hash(nb)
+    assert stamp["results"][0]["key"] == "score" and stamp["compared_cells"] == 2
+    assert nb.cells[2].outputs[0]["text"] == "mode: quick\n"             # the stored run is quick mode
+    assert stored.compared_cells(nb) == [1, 3]    # the mode-independent cells (the score is fixed here)
+    assert stored.stamp_problem(nb, path.name) is None
+    learner = nbformat.read(notebooks / path.name, as_version=4)
+    assert not any(c.get("outputs") for c in learner.cells if c.cell_type == "code")
+    assert not stored.compared_cells(learner)
+
+    # Editing a cell without re-storing is caught, naming the lesson and the command.
+    nb.cells[1].source = "print('2 + 2 =', 4)"
+    problem = stored.stamp_problem(nb, path.name)
+    assert "90_toy.ipynb" in problem and "course --store 90" in problem
+
+    # The gate passes on an unchanged lesson and fails once a stored result differs.
+    assert main(["course", "--gate", "--mode", "quick", "--solutions", str(solutions),
+                 "--out", str(tmp_path / "gate"), "--speed-seconds", "0"]) == 0
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["segcourse"]["results"][0]["value"] = 0.90
+    nbformat.write(nb, path)
+    capsys.readouterr()
+    assert main(["course", "--gate", "--mode", "quick", "--solutions", str(solutions),
+                 "--out", str(tmp_path / "gate"), "--speed-seconds", "0"]) == 1
+    assert "score: stored 0.9, today 0.97" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_store_refuses_a_lesson_that_misses_its_target(lessons, tmp_path, capsys):
+    path = lessons / "01_missed.ipynb"
+    before = path.read_text()
+    code = main(["course", "--store", "01", "--solutions", str(lessons), "--notebooks", str(tmp_path / "nb"),
+                 "--out", str(tmp_path / "build"), "--speed-seconds", "0"])
+    assert code == 1
+    assert "not stored" in capsys.readouterr().out
+    assert path.read_text() == before
+
+
+def test_store_only_in_quick_mode(lessons, capsys):
+    assert main(["course", "--store", "--mode", "smoke", "--solutions", str(lessons), "--speed-seconds", "0"]) == 2
+
+
+@pytest.mark.parametrize("stored_value, today, tolerance, drifted", [
+    (0.950, 0.950, None, False),          # deterministic and equal
+    (0.950, 0.9500001, None, True),       # deterministic results must agree exactly
+    (0.950, 0.930, 0.03, False),          # a trained result within its tolerance
+    (0.950, 0.910, 0.03, True),           # ... and beyond it
+    ("FCN-8s", "FCN-8s", None, False),
+    ("FCN-8s", "FCN-32s", None, True),
+])
+def test_drift_uses_the_stated_tolerance_or_exact(stored_value, today, tolerance, drifted):
+    old = [{"key": "k", "value": stored_value}]
+    new = [{"key": "k", "value": today}]
+    problems = course.drift(old, new, {} if tolerance is None else {"k": tolerance})
+    assert bool(problems) is drifted, problems
+
+
+def test_drift_reports_results_recorded_on_one_side_only():
+    problems = course.drift([{"key": "a", "value": 1}], [{"key": "b", "value": 1}], {})
+    assert any("a: stored in the solution but not recorded today" in p for p in problems)
+    assert any("b: recorded today but not stored" in p for p in problems)
+
+
+def test_tolerances_file_is_validated(tmp_path):
+    (tmp_path / "tolerances.json").write_text(json.dumps({"lessons": {"04_unet": {"unet_dice": -1}}}))
+    with pytest.raises(ValueError, match="04_unet"):
+        course.load_tolerances(tmp_path)
+    (tmp_path / "tolerances.json").write_text(json.dumps({"lessons": {"04_unet": {"unet_dice": 0.02}}}))
+    assert course.load_tolerances(tmp_path) == {"04_unet": {"unet_dice": 0.02}}
+
+
+def test_expected_seconds_scale_with_the_stored_speed():
+    assert course._expected_seconds({"seconds": 100.0, "speed_img_per_s": 60.0}, 30.0) == pytest.approx(200.0)
+    assert course._expected_seconds({"seconds": 100.0}, 30.0) is None
+    assert course._expected_seconds(None, 30.0) is None

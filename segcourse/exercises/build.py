@@ -72,6 +72,19 @@ _NOTEBOOK_NAME = re.compile(r"^(?P<num>\d{2})_[A-Za-z0-9_]+\.ipynb$")
 _KEEP_CELL_METADATA = ("tags", "jupyter", "editable", "deletable", "slideshow", "name")
 
 
+#: Tags about the solution's stored outputs, meaningless in a learner notebook (which has none).
+_OUTPUT_TAGS = ("nbval-check-output", "nbval-ignore-output", "shows-failing-check")
+
+
+def _learner_cell_metadata(cell) -> dict:
+    """The cell metadata a learner notebook keeps: layout and tags, but no tag about stored outputs."""
+    meta = {k: copy.deepcopy(v) for k, v in cell.get("metadata", {}).items() if k in _KEEP_CELL_METADATA}
+    tags = [t for t in meta.pop("tags", []) if t not in _OUTPUT_TAGS]
+    if tags:
+        meta["tags"] = tags
+    return meta
+
+
 class MarkerError(ValueError):
     """A malformed exercise marker (the message names the notebook, the cell and the line)."""
 
@@ -246,7 +259,7 @@ def transform_notebook(nb, name: str, lesson: int, registry: dict[str, Exercise]
             if problem:
                 err(index, None, problem)
         new = nbformat.v4.new_code_cell(new_source)
-        new.metadata = {k: copy.deepcopy(v) for k, v in cell.get("metadata", {}).items() if k in _KEEP_CELL_METADATA}
+        new.metadata = _learner_cell_metadata(cell)
         if "id" in cell:
             new["id"] = cell["id"]
         out_cells.append(new)
