@@ -12,6 +12,7 @@ import argparse
 import importlib
 import importlib.metadata as md
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -27,6 +28,12 @@ REQUIRED_PACKAGES = {
 }
 #: packages some lessons need; missing ones are reported, not fatal
 OPTIONAL_PACKAGES = {"onnx": "onnx", "onnxruntime": "onnxruntime", "jupyterlab": "jupyterlab", "tensorboard": "tensorboard"}
+#: what a missing optional package costs (shown on its ``warn`` line)
+OPTIONAL_USES = {
+    "onnx": "lesson 10's ONNX export needs it", "onnxruntime": "lesson 10's ONNX parity check needs it",
+    "jupyterlab": "needed to open the notebooks in JupyterLab (not to run them with `python -m segcourse course`)",
+    "tensorboard": "no lesson needs it; fit(log_dir=...) writes TensorBoard logs only when it is installed",
+}
 
 
 @dataclass
@@ -100,7 +107,8 @@ def check_packages() -> list[Check]:
             importlib.import_module(module)
             checks.append(Check(dist, True, _version(dist) or "installed", required))
         except Exception as exc:
-            hint = "run `make lab` to install the pinned environment" if required else "optional: only some lessons use it"
+            hint = ("run `make lab` to install the pinned environment" if required
+                    else f"optional: {OPTIONAL_USES.get(module, 'only some lessons use it')}")
             checks.append(Check(dist, False, f"missing ({type(exc).__name__}); {hint}", required))
     return checks
 
@@ -108,7 +116,7 @@ def check_packages() -> list[Check]:
 def check_device() -> list[Check]:
     import torch
 
-    from .config import get_device, get_mode
+    from .config import MODE_ENV, get_device, get_mode
 
     try:
         mode = get_mode()
@@ -122,8 +130,15 @@ def check_device() -> list[Check]:
     elif device.type == "mps":
         detail = "mps (Apple GPU)"
     else:
-        detail = f"cpu ({torch.get_num_threads()} threads); no GPU found, lessons run in quick mode"
-    return [Check("device", True, detail), Check("mode", True, f"{mode} (set SEGCOURSE_MODE=smoke|quick|full to override)")]
+        threads = torch.get_num_threads()
+        detail = f"cpu ({threads} thread{'' if threads == 1 else 's'}); no GPU found"
+    detail += f", lessons run in {mode} mode"
+    chosen = os.environ.get(MODE_ENV, "").strip().lower()
+    source = f"set by {MODE_ENV}={chosen}" if chosen and chosen != "auto" else \
+        "chosen automatically (full with CUDA, quick without)"
+    return [Check("device", True, detail),
+            Check("mode", True, f"{mode}, {source}; to change it, set {MODE_ENV}=smoke|quick|full before "
+                                "starting JupyterLab")]
 
 
 def check_datasets() -> list[Check]:

@@ -38,3 +38,19 @@ def test_unknown_command_is_an_error(capsys):
     with pytest.raises(SystemExit):
         main(["fly"])
     assert "unknown command 'fly'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["smoke", "quick", "full"])
+def test_doctor_names_the_real_mode_not_a_hard_coded_one(monkeypatch, mode):
+    monkeypatch.setenv("SEGCOURSE_MODE", mode)
+    checks = {c.name: c for c in doctor.check_device()}
+    assert f"lessons run in {mode} mode" in checks["device"].detail
+    assert checks["mode"].ok and checks["mode"].detail.startswith(f"{mode}, set by SEGCOURSE_MODE={mode}")
+    others = {"smoke", "quick", "full"} - {mode}
+    assert not any(f"run in {m} mode" in checks["device"].detail for m in others)
+
+
+def test_doctor_says_when_the_mode_was_chosen_automatically(monkeypatch):
+    monkeypatch.delenv("SEGCOURSE_MODE", raising=False)
+    (mode_check,) = [c for c in doctor.check_device() if c.name == "mode"]
+    assert "chosen automatically" in mode_check.detail
