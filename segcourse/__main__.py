@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("segcourse.train.cli", "train a lesson model from the command line (pre-train before a workshop)"),
     "course": ("segcourse.course", "run every solution notebook and write build/course-report.json"),
     "notebooks": ("segcourse.notebooks", "execute notebooks in place (store outputs) in a chosen mode"),
+    "coursemap": ("segcourse.coursemap", "update the README course map's times from the notebooks and their stamps"),
+    "export": ("segcourse.deploy.cli_export", "export a checkpoint to ONNX (dynamic sizes), checked against PyTorch"),
+    "serve": ("segcourse.deploy.cli_serve", "serve a checkpoint or ONNX model over HTTP, with a demo page"),
 }
 
 

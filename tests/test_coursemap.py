@@ -1,0 +1,56 @@
+"""The README's course map takes its times from the notebooks and their stamps (one source)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from segcourse import coursemap
+from segcourse.coursemap import ROOT
+
+README = """# x
+
+| # | lesson | what you learn | time (learner) | quick-mode run |
+| --- | --- | --- | --- | --- |
+| 00 | [Start](notebooks/00_a.ipynb) | things | 5 min | 1 s |
+| 01 | [Next](notebooks/01_b.ipynb) | more | 5 min | 1 s |
+
+The "quick-mode run" column is old text.
+
+## Next section
+"""
+
+
+def test_render_sets_both_columns_and_the_totals_line():
+    facts = {"00": {"minutes": 20, "seconds": 9.4, "speed": 61.0, "machine": "CPU X, 2 logical CPUs"},
+             "01": {"minutes": 110, "seconds": 30.0, "speed": 61.0, "machine": "CPU X, 2 logical CPUs"}}
+    text = coursemap.render(README, facts)
+    assert "| 00 | [Start](notebooks/00_a.ipynb) | things | 20 min | 9 s |" in text
+    assert "| 01 | [Next](notebooks/01_b.ipynb) | more | 110 min | 30 s |" in text
+    assert "all 2: 39 s" in text and "61 images/s" in text and "## Next section" in text
+    assert coursemap.render(text, facts) == text
+
+
+def test_render_refuses_a_map_that_misses_a_lesson():
+    with pytest.raises(ValueError, match="no row for lesson"):
+        coursemap.render(README, {"00": {"minutes": 1, "seconds": 1, "speed": 1, "machine": "m"},
+                                  "01": {"minutes": 1, "seconds": 1, "speed": 1, "machine": "m"},
+                                  "02": {"minutes": 1, "seconds": 1, "speed": 1, "machine": "m"}})
+
+
+def test_learner_minutes_needs_the_time_line():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Lesson\n**Time:** about 75 minutes: 45 to read and run, 30 for the exercises.")]
+    assert coursemap.learner_minutes(nb, "x.ipynb") == 75
+    nb.cells[0].source = "# Lesson\nTime: a while"
+    with pytest.raises(ValueError, match="x.ipynb"):
+        coursemap.learner_minutes(nb, "x.ipynb")
+
+
+def test_readme_course_map_is_current():
+    proc = subprocess.run([sys.executable, "-m", "segcourse", "coursemap", "--check"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
