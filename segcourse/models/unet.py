@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DoubleConv", "DecoderBlock", "UNetEncoder", "UNetDecoder", "UNet", "unet", "pad_to"]
+__all__ = ["DoubleConv", "DecoderBlock", "UNetEncoder", "UNetDecoder", "UNet", "unet", "pad_to", "pad_to_multiple"]
 
 UpMode = Literal["transpose", "bilinear"]
 NormMode = Literal["batch", "instance", "none"]
@@ -95,6 +95,40 @@ def pad_to(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
         return x
     # F.pad takes (left, right, top, bottom) for the last two dims.
     return F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])  # (N, C, H, W)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[slice, slice]]:
+    """Zero-pad an input so that its height and width are multiples of ``multiple``, and say how to crop back.
+
+    The fix for odd sizes that works with *any* encoder-decoder, even one whose decoder cannot
+    align its skips: pad the image to a multiple of ``2**depth``, run the network, crop the
+    logits back to the image's own size. The split between the two sides is :func:`pad_to`'s
+    (the extra pixel of an odd difference at the bottom/right), which is MONAI's
+    ``DivisiblePad(k=multiple, method="symmetric")`` (cross-checked in the tests); nnU-Net does the
+    same when it pads images to its patch size.
+
+    Args:
+        x: ``(N, C, H, W)`` float.
+        multiple: the divisor, e.g. ``2**depth`` (a positive int).
+
+    Returns:
+        ``(padded, (rows, cols))``: ``padded`` is ``(N, C, H', W')`` with ``H'``, ``W'`` the next
+        multiples of ``multiple``; ``output[..., rows, cols]`` crops a network's output on
+        ``padded`` back to ``(H, W)``.
+
+    Raises:
+        TypeError / ValueError: ``multiple`` is not a positive int.
+
+    Example:
+        >>> padded, (rows, cols) = pad_to_multiple(torch.zeros(1, 3, 97, 75), 16)
+        >>> tuple(padded.shape[-2:]), padded[..., rows, cols].shape[-2:]
+        ((112, 80), torch.Size([97, 75]))
+    """
+    _check_positive_int("multiple", multiple)
+    h, w = x.shape[-2:]
+    size = (-(-h // multiple) * multiple, -(-w // multiple) * multiple)  # round up to the next multiple
+    top, left = (size[0] - h) // 2, (size[1] - w) // 2
+    return pad_to(x, size), (slice(top, top + h), slice(left, left + w))
 
 
 class DoubleConv(nn.Sequential):

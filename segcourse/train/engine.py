@@ -170,6 +170,23 @@ def _first_key(batch: Mapping, keys: tuple[str, ...]):
 # ---------------------------------------------------------------------------------------------
 
 
+def progress_bar(loader, *, desc: str, progress: bool = True):
+    """A tqdm bar (a widget in JupyterLab, text elsewhere) over ``loader`` that iterates it exactly once.
+
+    ``tqdm.auto``'s class calls ``iter()`` on a plain iterable in its constructor and the ``for`` loop
+    calls it again, so ``tqdm(loader)`` would make a DataLoader start its worker processes, and draw
+    its shuffling seed, twice per pass. Handing tqdm the iterator (and the length) avoids that.
+    """
+    from tqdm.auto import tqdm
+
+    try:
+        total = len(loader)
+    except TypeError:  # an iterable without a length
+        total = None
+    return tqdm(iter(loader), total=total, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
+
+
+
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, *, task, device: torch.device,
                     precision: Precision, scaler: torch.amp.GradScaler, scheduler=None,
                     grad_accum_steps: int = 1, clip_grad_norm: float | None = None, deadline: float | None = None,
@@ -192,8 +209,6 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         ``stopped`` (the deadline was hit), ``components`` (mean of each named loss part, for
         models whose task reports several, e.g. Mask R-CNN).
     """
-    from tqdm.auto import tqdm
-
     dist_info = dist_info or ddp.DistInfo()
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -203,7 +218,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     pending = 0  # batches whose gradients are accumulated but not stepped yet
     stopped, i, unsynced = False, 0, False
     start = time.perf_counter()
-    bar = tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(loader, desc=desc, progress=progress)
     for i, batch in enumerate(bar):
         batch = task.to_device(batch, device, precision)
         n = task.batch_size(batch)
@@ -302,8 +317,6 @@ def evaluate(model: nn.Module, loader, num_classes: int | None = None, *, device
 @torch.no_grad()
 def _evaluate(model, loader, num_classes, *, loss_fn, ignore_index, device, precision, progress, dist_info,
               desc="val") -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
     was_training = model.training
     model.eval()
     cm = None
@@ -311,7 +324,7 @@ def _evaluate(model, loader, num_classes, *, loss_fn, ignore_index, device, prec
     images_seen = torch.zeros((), dtype=torch.float64, device=device)
     task = SegmentationTask(loss_fn, num_classes, ignore_index)
     try:
-        for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        for batch in progress_bar(loader, desc=desc, progress=progress):
             images, target = task.to_device(batch, device, precision)
             with autocast(precision, device):
                 logits = model_logits(model(images))
@@ -402,7 +415,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, loss_fn: Callable | 
         checkpoint=None, monitor: str = "val_miou", early_stopping: int | None = None, grad_accum_steps: int = 1,
         clip_grad_norm: float | None = None, log_dir=None, progress: bool = True, seed: int | None = None,
         ignore_index: int = IGNORE_INDEX, resume=False, task=None, config: dict | None = None,
-        verbose: bool = True) -> History:
+        verbose: bool = True, val_amp="off") -> History:
     """Train ``model`` and return its :class:`~segcourse.train.History`.
 
     Args:
@@ -443,6 +456,9 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, loss_fn: Callable | 
         config: JSON-serialisable description stored in the checkpoints (e.g. ``{"model": "unet",
             "model_kwargs": {...}}``) so that :func:`~segcourse.train.load_checkpoint` can rebuild the model.
         verbose: print the set-up line and one line per epoch.
+        val_amp: mixed precision of the validation pass, as ``amp`` (default ``"off"``: validation runs in
+            float32 like :func:`evaluate`, so the validation scores in the history, the checkpoint chosen
+            from them and a later ``evaluate`` of the same model agree, whatever ``amp`` trains with).
 
     Returns:
         The :class:`History` (``history.records``, ``history.best``).
@@ -477,6 +493,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, loss_fn: Callable | 
     dist_info = ddp.setup(device)
     device = ddp.local_device(device, dist_info)
     precision = resolve_precision(amp, channels_last, device)
+    val_precision = resolve_precision(val_amp, precision.channels_last, device)  # float32 unless asked
     model.to(device)
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -516,7 +533,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, loss_fn: Callable | 
         n_params = count_parameters(model)
         n_train = len(train_loader.dataset) if hasattr(train_loader, "dataset") else "?"
         procs = f" x {dist_info.world_size} processes" if dist_info.enabled else ""
-        print(f"training on {_device_name(device)}{procs} | {precision.describe()} | {n_params:,} parameters | "
+        val_note = " (validation in float32)" if precision.amp and not val_precision.amp else ""
+        print(f"training on {_device_name(device)}{procs} | {precision.describe()}{val_note} | {n_params:,} parameters | "
               f"{n_train} training images | {'epochs=' + str(epochs) if epochs else ''}"
               f"{' ' if epochs and max_seconds else ''}{f'max_seconds={max_seconds:g}' if max_seconds else ''}")
         if device.type == "cuda" and not getattr(train_loader, "pin_memory", True):
@@ -543,7 +561,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, loss_fn: Callable | 
         for key, value in train_stats["components"].items():
             record[f"train_{key}"] = _mean_over_ranks(value, n_seen, device, dist_info)
         if val_loader is not None:
-            val = task.evaluate(model, val_loader, device=device, precision=precision, progress=progress and main,
+            val = task.evaluate(model, val_loader, device=device, precision=val_precision, progress=progress and main,
                                 dist_info=dist_info)
             order = ["loss", "miou", "dice", "fg_iou", "fg_dice", "pixel_accuracy", "mean_accuracy", "fwiou"]
             rest = [k for k in val if k not in order and k not in ("confusion", "images")]
@@ -578,7 +596,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, loss_fn: Callable | 
             ckpt.save_training_state(last_path, model, optimizer, scheduler=scheduler, scaler=scaler, epoch=epoch,
                                      history=history, best_value=best_value, bad_epochs=bad_epochs, config=run_config)
         if logger is not None:
-            logger.log_epoch(record, model, val_loader, device=device, precision=precision)
+            logger.log_epoch(record, model, val_loader, device=device, precision=val_precision)
         if main and verbose:
             print(_epoch_line(record, epochs, monitor, improved and checkpoint is not None))
 

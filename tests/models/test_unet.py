@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from segcourse.models import count_parameters
-from segcourse.models.unet import DecoderBlock, DoubleConv, UNet, pad_to, unet
+from segcourse.models.unet import DecoderBlock, DoubleConv, UNet, pad_to, pad_to_multiple, unet
 
 
 # ---------------------------------------------------------------- shapes and backward
@@ -61,6 +61,39 @@ def test_pad_to_splits_the_difference_and_pads_with_zeros():
     expected = torch.zeros(3, 5)
     expected[0:2, 1:3] = 1
     torch.testing.assert_close(y[0, 0], expected)
+
+
+@pytest.mark.parametrize("size, multiple", [((97, 75), 16), ((5, 3), 4), ((64, 64), 16), ((1, 31), 8)])
+def test_pad_to_multiple_equals_monai_divisible_pad_and_crops_back(size, multiple):
+    monai_transforms = pytest.importorskip("monai.transforms")
+    x = torch.randn(2, 3, *size)
+    padded, (rows, cols) = pad_to_multiple(x, multiple)
+    want = torch.stack([torch.as_tensor(monai_transforms.DivisiblePad(k=multiple, method="symmetric")(image))
+                        for image in x])  # MONAI pads channel-first images (C, H, W)
+    torch.testing.assert_close(padded, want)
+    assert all(n % multiple == 0 for n in padded.shape[-2:])
+    torch.testing.assert_close(padded[..., rows, cols], x)
+
+
+def test_pad_to_multiple_lets_a_decoder_without_alignment_run_on_odd_sizes():
+    # a decoder that concatenates without aligning crashes on 97 x 75; on the padded input it runs,
+    # and the cropped logits have the input's size
+    model = unet(depth=3, base_channels=2).eval()
+
+    def naive(x):
+        features = model.encoder(x)
+        y = features[-1]
+        for block, skip in zip(model.decoder.blocks, reversed(features[:-1])):
+            y = block.conv(torch.cat([skip, block.up(y)], dim=1))
+        return model.head(y)
+
+    x = torch.randn(1, 3, 37, 29)
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        naive(x)
+    padded, (rows, cols) = pad_to_multiple(x, 2**model.depth)
+    assert naive(padded)[..., rows, cols].shape == (1, 2, 37, 29)
+    with pytest.raises(ValueError, match="multiple must be >= 1"):
+        pad_to_multiple(x, 0)
 
 
 def test_pad_to_is_identity_when_sizes_match_and_never_crops():

@@ -215,6 +215,77 @@ def test_same_seed_gives_identical_weights_on_cpu():
     assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
 
 
+class _CountingLoader:
+    """A loader that counts how often it is iterated (each iter() of a DataLoader starts its workers)."""
+
+    def __init__(self, loader):
+        self.loader, self.iterations = loader, 0
+
+    def __iter__(self):
+        self.iterations += 1
+        return iter(self.loader)
+
+    def __len__(self):
+        return len(self.loader)
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_fit_iterates_each_loader_once_per_epoch(loaders, ce, progress):
+    # tqdm.auto(loader) would call iter() twice per pass (its asyncio mix-in iterates in the constructor)
+    train, val = (_CountingLoader(loader) for loader in loaders)
+    fit(tiny_net(), train, val, loss_fn=ce, epochs=2, progress=progress, verbose=False)
+    assert (train.iterations, val.iterations) == (2, 2)
+
+
+def _lesson04_hand_written_epoch(model, train_loader, optimizer, loss_fn, device):
+    """Lesson 04's hand-written epoch (solutions/04_unet.ipynb, "One epoch by hand"), kept in step with it."""
+    gpu = device.type == "cuda"                                  # off on a CPU: enabled=False makes each a no-op
+    layout = torch.channels_last if gpu else torch.contiguous_format
+    model.to(device, memory_format=layout).train()
+    scaler = torch.amp.GradScaler(device.type, enabled=gpu)      # float16 gradients need loss scaling
+    total, seen = 0.0, 0
+    for images, target in train_loader:
+        images = images.to(device, non_blocking=True, memory_format=layout)
+        target = target.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=gpu):
+            loss = loss_fn(model(images), target)                # forward and loss in float16 on a GPU
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()                            # backward outside autocast, on the scaled loss
+        scaler.step(optimizer)                                   # unscales; skips the step on inf/NaN gradients
+        scaler.update()                                          # adapts the scale for the next step
+        total, seen = total + loss.item() * len(images), seen + len(images)
+    return total / seen
+
+
+def test_lesson04_hand_written_epoch_equals_train_one_epoch_on_cpu():
+    # the lesson's ten-line loop with autocast, GradScaler and channels_last (all off on a CPU) does exactly
+    # what the engine's train_one_epoch does: the same weights and the same mean loss after one epoch
+    from segcourse.train import train_one_epoch
+    from segcourse.train.amp import make_scaler, resolve_precision
+    from segcourse.train.engine import SegmentationTask
+
+    images, target = tiny_data(n=24)
+    device = torch.device("cpu")
+    results = []
+    for by_hand in (True, False):
+        torch.manual_seed(0)
+        model = tiny_net()
+        loader = DataLoader(TensorDataset(images, target), batch_size=8, shuffle=True,
+                            generator=torch.Generator().manual_seed(1))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-4)
+        ce = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+        if by_hand:
+            loss = _lesson04_hand_written_epoch(model, loader, optimizer, ce, device)
+        else:
+            precision = resolve_precision("auto", "auto", device)
+            loss = train_one_epoch(model, loader, optimizer, task=SegmentationTask(ce), device=device,
+                                   precision=precision, scaler=make_scaler(precision, device), progress=False)["loss"]
+        results.append((loss, _weights(model)))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
+    for key, value in results[0][1].items():
+        torch.testing.assert_close(value, results[1][1][key], rtol=1e-6, atol=1e-7)
+
+
 def test_gradient_accumulation_equals_a_larger_batch():
     images, target = tiny_data(n=16)
     runs = []
@@ -325,6 +396,29 @@ def test_cpu_bf16_and_channels_last_run_and_agree(loaders, ce):
         fit(model, train, val, loss_fn=ce, epochs=1, amp=amp, channels_last=cl, progress=False, verbose=False)
         results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     torch.testing.assert_close(results[0], results[1], rtol=0.05, atol=0.02)  # bf16 keeps ~3 significant digits
+
+
+def test_validation_inside_fit_runs_in_float32_like_evaluate(loaders, ce, capsys):
+    # training in bf16 must not leak into validation: the last epoch's validation scores are those
+    # of the final weights, so they must equal a separate fp32 evaluate() of the same model
+    train, val = loaders
+    seed_everything(0)
+    model = tiny_net()
+    history = fit(model, train, val, loss_fn=ce, epochs=2, lr=2e-2, amp="bf16", progress=False)
+    assert "amp=bf16 channels_last=off (validation in float32)" in capsys.readouterr().out
+    fp32 = evaluate(model, val, 2, loss_fn=ce)
+    bf16 = evaluate(model, val, 2, loss_fn=ce, amp="bf16")
+    assert fp32["loss"] != bf16["loss"]                     # the two precisions are distinguishable here
+    assert history[-1]["val_loss"] == pytest.approx(fp32["loss"], rel=1e-12)
+    assert history[-1]["val_miou"] == pytest.approx(fp32["miou"], rel=1e-12)
+
+
+def test_val_amp_asks_for_mixed_precision_validation(loaders, ce):
+    train, val = loaders
+    seed_everything(0)
+    model = tiny_net()
+    history = fit(model, train, val, loss_fn=ce, epochs=1, amp="bf16", val_amp="bf16", progress=False, verbose=False)
+    assert history[-1]["val_loss"] == pytest.approx(evaluate(model, val, 2, loss_fn=ce, amp="bf16")["loss"], rel=1e-12)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
