@@ -164,3 +164,25 @@ def test_expected_seconds_scale_with_the_stored_speed():
     assert course._expected_seconds({"seconds": 100.0, "speed_img_per_s": 60.0}, 30.0) == pytest.approx(200.0)
     assert course._expected_seconds({"seconds": 100.0}, 30.0) is None
     assert course._expected_seconds(None, 30.0) is None
+
+
+def test_spread_table_and_tolerances_from_runs():
+    import importlib.util
+    from pathlib import Path
+
+    runs = [[{"lesson": "04_unet", "seconds": 90.0,
+              "results": [{"key": "dice", "label": "Dice", "value": 0.95}, {"key": "otsu", "label": "Otsu", "value": 0.9}]}],
+            [{"lesson": "04_unet", "seconds": 95.0,
+              "results": [{"key": "dice", "label": "Dice", "value": 0.953}, {"key": "otsu", "label": "Otsu", "value": 0.9}]}],
+            [{"lesson": "04_unet", "seconds": 91.0,
+              "results": [{"key": "dice", "label": "Dice", "value": 0.948}, {"key": "otsu", "label": "Otsu", "value": 0.9}]}]]
+    rows = course.spread_table(runs)
+    assert [r["key"] for r in rows] == ["dice", "otsu"]
+    assert rows[0]["range"] == pytest.approx(0.005) and rows[1]["range"] == 0
+    assert "| 04_unet | dice | 0.95 | 0.953 | 0.948 | 0.0050 |" in course.format_spread(rows, 3)
+    spec = importlib.util.spec_from_file_location("spread", Path(__file__).parents[1] / "benchmarks" / "spread.py")
+    spread = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(spread)
+    assert spread.tolerance(0.005, 0.01) == 0.01      # the floor
+    assert spread.tolerance(0.031, 0.01) == 0.07      # 2 x range, rounded up to two decimals
+    assert spread.tolerance(0.02, 0.01) == 0.04
