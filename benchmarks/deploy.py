@@ -1,0 +1,91 @@
+"""CPU latency of the lesson's U-Net: eager PyTorch vs ONNX Runtime (float32, int8 dynamic, int8 static).
+
+    python benchmarks/deploy.py                          # 1 x 3 x 256 x 256, U-Net depth 4 / 16 channels
+    python benchmarks/deploy.py --size 512 --threads 2 --markdown
+    python benchmarks/deploy.py --checkpoint ckpt/unet.safetensors   # a trained model instead of random weights
+
+All variants run in one process on the same input with the same number of threads, timed in turn
+(round robin, so load from other processes hits each alike): the script prints each one's median
+latency and its ratio to eager PyTorch (goal for ONNX Runtime float32: <= 0.8), and what each
+costs in accuracy against the float model: the largest logit difference and the share of pixels
+whose class changes. Figures go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from segcourse.data import load_arrays
+from segcourse.deploy import OnnxPredictor, deployable, export_onnx
+from segcourse.deploy.quantize import quantize_onnx
+from segcourse.models.unet import unet
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.checkpoint:
+        from segcourse.train import load_checkpoint
+
+        model = load_checkpoint(args.checkpoint).model
+    else:
+        model = unet(in_channels=3, num_classes=2, depth=4, base_channels=16)
+    model = deployable(model.eval())
+    tiles = load_arrays("aerial", "val", count=args.batch + 4, size=args.size)
+    images = torch.from_numpy(tiles["images"]).permute(0, 3, 1, 2).float() / 255
+    x, calib = images[:args.batch], images[args.batch:]
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "unet.onnx")
+        variants = {
+            "eager PyTorch": lambda v: model(v),
+            "ONNX Runtime fp32": OnnxPredictor(fp32, threads=args.threads),
+            "ONNX Runtime int8 dynamic": OnnxPredictor(quantize_onnx(fp32, Path(tmp) / "dyn.onnx", mode="dynamic"),
+                                                       threads=args.threads),
+            "ONNX Runtime int8 static": OnnxPredictor(
+                quantize_onnx(fp32, Path(tmp) / "static.onnx", mode="static", calibration=calib),
+                threads=args.threads),
+        }
+        times = {name: [] for name in variants}
+        with torch.no_grad():
+            reference = model(x)
+            outputs = {name: fn(x) for name, fn in variants.items()}       # warm-up
+            for _ in range(args.repeats):
+                for name, fn in variants.items():
+                    start = time.perf_counter()
+                    fn(x)
+                    times[name].append(time.perf_counter() - start)
+    eager = times["eager PyTorch"]
+    print(f"U-Net depth 4, 16 base channels, input {args.batch}x3x{args.size}x{args.size} (aerial val tiles), "
+          f"{args.threads} thread(s), {args.repeats} repeats, torch {torch.__version__}")
+    rows = []
+    for name, ts in times.items():
+        ratio = statistics.median(a / b for a, b in zip(ts, eager))
+        diff = float((outputs[name] - reference).abs().max())
+        changed = float((outputs[name].argmax(1) != reference.argmax(1)).float().mean())
+        rows.append((name, statistics.median(ts) * 1e3, ratio, diff, changed))
+    if args.markdown:
+        print("| variant | median latency (ms) | ratio to eager | max abs logit diff | pixels whose class changes |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for name, ms, ratio, diff, changed in rows:
+            print(f"| {name} | {ms:.1f} | {ratio:.2f} | {diff:.1e} | {changed:.3%} |")
+    else:
+        for name, ms, ratio, diff, changed in rows:
+            print(f"{name:27s} {ms:8.1f} ms  ratio {ratio:.2f}  max|diff| {diff:.1e}  class changed {changed:.3%}")
+
+
+if __name__ == "__main__":
+    main()
