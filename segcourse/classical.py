@@ -30,9 +30,9 @@ from typing import Iterable
 import numpy as np
 
 __all__ = [
-    "adaptive_threshold", "close_mask", "connected_components", "fill_holes", "global_threshold",
-    "histogram", "open_mask", "otsu_threshold", "region_grow", "remove_small", "to_uint8",
-    "watershed_instances",
+    "adaptive_threshold", "between_class_variance", "close_mask", "connected_components", "fill_holes",
+    "gaussian_blur", "global_threshold", "histogram", "open_mask", "otsu_threshold", "region_grow",
+    "remove_small", "to_uint8", "watershed_distance", "watershed_instances",
 ]
 
 
@@ -108,13 +108,44 @@ def global_threshold(image: np.ndarray, threshold: float) -> np.ndarray:
     return _check_image(image) > threshold
 
 
+def between_class_variance(image: np.ndarray) -> np.ndarray:
+    """Otsu's criterion for every threshold at once: ``w0(t) * w1(t) * (m0(t) - m1(t))**2``.
+
+    Class 0 holds the grey levels ``<= t`` (pixel count ``w0``, mean level ``m0``), class 1 those
+    ``> t`` (``w1``, ``m1``). Cumulative sums of the histogram give all 256 values in one pass.
+    The criterion is in units of pixels² × grey levels² (not divided by the pixel count, so only
+    its argmax matters).
+
+    Args:
+        image: ``(H, W)`` uint8.
+
+    Returns:
+        ``(256,)`` float64; ``-1.0`` where one class is empty (no valid split at that ``t``).
+    """
+    hist = histogram(image).astype(np.float64)
+    levels = np.arange(256, dtype=np.float64)
+    nonzero = np.flatnonzero(hist)
+    w0 = np.cumsum(hist)                        # pixels <= t
+    w1 = w0[-1] - w0                            # pixels > t
+    s0 = np.cumsum(hist * levels)
+    s1 = s0[-1] - s0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m0 = s0 / w0
+        m1 = s1 / w1
+        between = w0 * w1 * (m0 - m1) ** 2
+    between = np.nan_to_num(between, nan=-1.0)
+    between[: nonzero[0]] = -1.0               # below the darkest pixel: one class is empty
+    between[nonzero[-1]:] = -1.0               # at or above the brightest: the foreground is empty
+    return between
+
+
 def otsu_threshold(image: np.ndarray) -> int:
     """Otsu's threshold, computed from the grey-level histogram.
 
     For each candidate ``t`` the pixels split into background ``<= t`` (weight ``w0``,
     mean ``m0``) and foreground ``> t`` (``w1``, ``m1``); Otsu picks the ``t`` that maximises
-    the between-class variance ``w0 * w1 * (m0 - m1)**2`` (equivalently, minimises the
-    within-class variance). Ties go to the smallest ``t``.
+    the between-class variance ``w0 * w1 * (m0 - m1)**2`` (:func:`between_class_variance`;
+    equivalently, minimises the within-class variance). Ties go to the smallest ``t``.
 
     Matches ``skimage.filters.threshold_otsu`` on uint8 images (same convention:
     foreground is ``image > t``).
@@ -128,23 +159,36 @@ def otsu_threshold(image: np.ndarray) -> int:
     References:
         N. Otsu, IEEE Trans. SMC 9(1), 1979. https://doi.org/10.1109/TSMC.1979.4310076
     """
-    hist = histogram(image).astype(np.float64)
-    levels = np.arange(256, dtype=np.float64)
-    nonzero = np.flatnonzero(hist)
+    nonzero = np.flatnonzero(histogram(image))
     if len(nonzero) == 1:
         return int(nonzero[0])
-    w0 = np.cumsum(hist)                        # pixels <= t
-    w1 = w0[-1] - w0                            # pixels > t
-    s0 = np.cumsum(hist * levels)
-    s1 = s0[-1] - s0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        m0 = s0 / w0
-        m1 = s1 / w1
-        between = w0 * w1 * (m0 - m1) ** 2
-    between = np.nan_to_num(between, nan=-1.0)
-    between[: nonzero[0]] = -1.0               # below the darkest pixel: one class is empty
-    between[nonzero[-1]:] = -1.0               # at or above the brightest: the foreground is empty
-    return int(np.argmax(between))
+    return int(np.argmax(between_class_variance(image)))
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of a grey image, kept in uint8 grey levels (rounded, not rescaled).
+
+    Averaging each pixel with its neighbours (weights ``exp(-d² / 2 sigma²)``) lowers pixel noise
+    by roughly ``1 / (2 sqrt(pi) sigma)`` while blurring edges by about ``sigma`` pixels: done before
+    a threshold, it removes most of the speckle a noisy image would give. Wraps
+    ``scipy.ndimage.gaussian_filter`` (edges reflected).
+
+    Args:
+        image: ``(H, W)`` uint8.
+        sigma: standard deviation in pixels (>= 0; 0 returns a copy).
+
+    Returns:
+        ``(H, W)`` uint8.
+    """
+    from scipy import ndimage
+
+    image = _check_image(image)
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) or not sigma >= 0:
+        raise ValueError(f"sigma must be a non-negative number of pixels, got {sigma!r}")
+    if sigma == 0:
+        return image.copy()
+    smooth = ndimage.gaussian_filter(image.astype(np.float64), float(sigma), mode="reflect")
+    return np.clip(np.round(smooth), 0, 255).astype(np.uint8)
 
 
 def adaptive_threshold(image: np.ndarray, block_size: int = 51, offset: float = 0.0,
@@ -265,15 +309,22 @@ def region_grow(image: np.ndarray, seeds: Iterable[tuple[int, int]], tolerance: 
     """Seeded region growing: each seed grows a region over 4-connected pixels of similar grey level.
 
     Pixels are taken in order of how close their grey level is to the neighbouring region
-    (a priority queue, as in Adams & Bischof), and join it while the difference is at most
-    ``tolerance``. ``mode="mean"`` compares with the region's running mean (the region adapts
-    as it grows); ``mode="seed"`` compares with the seed's own value (then a single seed gives
-    exactly ``skimage.segmentation.flood(image, seed, tolerance=tolerance, connectivity=1)``).
+    (a priority queue, the ordering of Adams & Bischof's seeded region growing), and join it
+    while the difference is at most ``tolerance``. ``mode="mean"`` compares with the region's
+    running mean (the region adapts as it grows); ``mode="seed"`` compares with the seed's own
+    value (then a single seed gives exactly
+    ``skimage.segmentation.flood(image, seed, tolerance=tolerance, connectivity=1)``).
+
+    With a finite ``tolerance`` this is a **flood fill** with a similarity test, not Adams &
+    Bischof's method: their SRG has no tolerance and assigns *every* pixel to the most similar
+    adjacent region, so every region, the background included, needs a seed. ``tolerance=math.inf``
+    with a seed in each region gives that behaviour (up to the queue keys, which use the
+    region mean at the time a pixel is queued, as in their sequential sorted list).
 
     Args:
         image: ``(H, W)`` uint8.
         seeds: ``(row, col)`` pixel coordinates; seed ``k`` (from 0) grows region ``k + 1``.
-        tolerance: largest accepted absolute grey-level difference (>= 0).
+        tolerance: largest accepted absolute grey-level difference (>= 0; ``math.inf``: no limit).
         mode: ``"mean"`` or ``"seed"``.
 
     Returns:
@@ -290,8 +341,9 @@ def region_grow(image: np.ndarray, seeds: Iterable[tuple[int, int]], tolerance: 
     image = _check_image(image)
     if mode not in ("mean", "seed"):
         raise ValueError(f"mode must be 'mean' or 'seed', got {mode!r}")
-    if not np.isfinite(tolerance) or tolerance < 0:
-        raise ValueError(f"tolerance must be a non-negative number of grey levels, got {tolerance!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)) \
+            or np.isnan(tolerance) or tolerance < 0:
+        raise ValueError(f"tolerance must be a non-negative number of grey levels (or math.inf), got {tolerance!r}")
     h, w = image.shape
     seeds = [tuple(int(v) for v in s) for s in seeds]
     if len(set(seeds)) != len(seeds):
@@ -331,6 +383,28 @@ def region_grow(image: np.ndarray, seeds: Iterable[tuple[int, int]], tolerance: 
     return labels
 
 
+def watershed_distance(mask: np.ndarray, smooth: float = 1.0) -> np.ndarray:
+    """The distance map :func:`watershed_instances` floods: Euclidean distance to the background, smoothed.
+
+    Args:
+        mask: ``(H, W)`` bool foreground.
+        smooth: Gaussian sigma in pixels applied to the distance map (0 = none); the smoothed map
+            is set to 0 outside the mask again.
+
+    Returns:
+        ``(H, W)`` float64, 0 on the background.
+    """
+    from scipy import ndimage
+
+    mask = _check_mask(mask)
+    if isinstance(smooth, bool) or not isinstance(smooth, (int, float, np.integer, np.floating)) or not smooth >= 0:
+        raise ValueError(f"smooth must be >= 0, got {smooth!r}")
+    distance = ndimage.distance_transform_edt(mask)
+    if smooth > 0:
+        distance = ndimage.gaussian_filter(distance, smooth) * mask
+    return distance
+
+
 def watershed_instances(mask: np.ndarray, min_distance: int = 5, smooth: float = 1.0,
                         return_markers: bool = False):
     """Split touching objects: distance transform -> one marker per peak -> watershed.
@@ -366,9 +440,7 @@ def watershed_instances(mask: np.ndarray, min_distance: int = 5, smooth: float =
         raise ValueError(f"min_distance must be a positive integer (pixels), got {min_distance!r}")
     if smooth < 0:
         raise ValueError(f"smooth must be >= 0, got {smooth!r}")
-    distance = ndimage.distance_transform_edt(mask)
-    if smooth > 0:
-        distance = ndimage.gaussian_filter(distance, smooth) * mask
+    distance = watershed_distance(mask, smooth)
     components, n = connected_components(mask, connectivity=2)
     peaks = peak_local_max(distance, min_distance=int(min_distance), labels=components, exclude_border=False)
     markers = np.zeros(mask.shape, np.int32)

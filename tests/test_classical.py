@@ -175,3 +175,59 @@ def test_watershed_gives_every_component_a_label():
     assert labels[2, 2] > 0 and labels.max() == 2
     with pytest.raises(ValueError, match="min_distance"):
         C.watershed_instances(mask, min_distance=0)
+
+
+def test_between_class_variance_is_otsus_curve():
+    """Its argmax is scikit-image's Otsu threshold; one value checked by hand; empty classes marked -1."""
+    for image in list(_random_images(n=10, seed=3)) + [data.coins()]:
+        curve = C.between_class_variance(image)
+        assert curve.shape == (256,) and int(np.argmax(curve)) == filters.threshold_otsu(image)
+    # levels 0, 0, 10, 10 at t = 0: w0 = w1 = 2, m0 = 0, m1 = 10 -> 2 * 2 * 10**2 = 400
+    curve = C.between_class_variance(np.array([[0, 0, 10, 10]], np.uint8))
+    assert curve[0] == pytest.approx(400.0)
+    assert (curve[10:] == -1).all()                         # t >= 10: the foreground is empty
+
+
+def test_gaussian_blur_matches_scipy_and_removes_speckle():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 40)).astype(np.uint8)
+    want = np.round(ndimage.gaussian_filter(image.astype(float), 1.5)).clip(0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(C.gaussian_blur(image, 1.5), want)
+    np.testing.assert_array_equal(C.gaussian_blur(image, 0), image)
+    # a bright square in strong noise: thresholding the blurred image gives far fewer pieces
+    clean = np.full((64, 64), 60.0)
+    clean[20:44, 20:44] = 180
+    noisy = (clean + rng.normal(0, 45, clean.shape)).clip(0, 255).astype(np.uint8)
+    pieces = lambda im: C.connected_components(C.global_threshold(im, C.otsu_threshold(im)))[1]
+    assert pieces(C.gaussian_blur(noisy, 1.5)) < pieces(noisy) / 5
+    with pytest.raises(ValueError, match="sigma"):
+        C.gaussian_blur(image, -1)
+
+
+def test_region_grow_without_tolerance_assigns_every_pixel_to_the_most_similar_region():
+    """tolerance=inf with a background seed is Adams & Bischof's SRG: nothing stays unlabelled, nothing leaks."""
+    image = np.full((20, 30), 40, np.uint8)
+    image[5:15, 5:12] = 200                     # a bright object
+    image[4:16, 18:26] = 120                    # a mid-grey object, closer to the background than the first
+    labels = C.region_grow(image, [(10, 8), (10, 21), (0, 0)], tolerance=np.inf)
+    assert (labels > 0).all()
+    assert (labels[5:15, 5:12] == 1).all() and (labels[4:16, 18:26] == 2).all()
+    assert (labels[image == 40] == 3).all()
+    with pytest.raises(ValueError, match="tolerance"):
+        C.region_grow(image, [(0, 0)], float("nan"))
+
+
+def test_watershed_distance_is_the_map_the_watershed_floods():
+    from scipy import ndimage
+
+    mask, _ = _two_touching_disks()
+    raw = C.watershed_distance(mask, smooth=0)
+    np.testing.assert_allclose(raw, ndimage.distance_transform_edt(mask))
+    smoothed = C.watershed_distance(mask, smooth=1.0)
+    assert (smoothed[~mask] == 0).all() and not np.allclose(smoothed, raw)
+    _, markers = C.watershed_instances(mask, min_distance=5, return_markers=True)
+    peaks = np.argwhere(markers > 0)
+    for r, c in peaks:                          # each marker sits on a local maximum of the smoothed map
+        assert smoothed[r, c] == smoothed[max(r - 5, 0):r + 6, max(c - 5, 0):c + 6].max()

@@ -140,8 +140,9 @@ def test_hand_written_solutions_equal_the_package():
 
 def test_global_threshold_really_breaks_under_the_gradient():
     """Exercise 1.3's premise: Otsu is clearly below the target, the solution clearly above it."""
-    from segcourse.exercises.lesson01 import UNEVEN_DICE_TARGET, _dice, _uneven_cases
+    from segcourse.exercises.lesson01 import UNEVEN_DICE_TARGET, _dice, _uneven_cases, uneven_baseline_dice
 
     otsu = np.mean([_dice(uneven_global_otsu(im), m) for _, im, m in _uneven_cases()])
+    assert uneven_baseline_dice() == pytest.approx(otsu)      # the number lesson 01 prints before the exercise
     local = np.mean([_dice(uneven_solution(im), m) for _, im, m in _uneven_cases()])
     assert otsu < UNEVEN_DICE_TARGET - 0.05 < UNEVEN_DICE_TARGET + 0.03 < local
