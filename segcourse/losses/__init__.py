@@ -5,6 +5,14 @@ Glossary: ``logits`` (N, C, H, W) float raw scores; ``target`` (N, H, W) int64 c
 take one sigmoid channel, ``logits`` (N, 1, H, W), and a target (N, H, W) or (N, 1, H, W) of 0/1.
 Every loss honours ``ignore_index``.
 
+**Ignore policy.** One rule for every loss here: a batch in which every pixel is ignored (a crop
+that fell entirely on void, a fully unlabelled image) gives a loss of exactly 0 with a zero
+gradient, so a training step on it changes nothing, instead of NaN (``0/0``) that would poison the
+weights. :func:`cross_entropy` departs here from :func:`torch.nn.functional.cross_entropy`, which
+returns NaN; every other loss gets 0 from its masked mean or its empty class sums.
+``tests/losses/test_gradients_and_properties.py`` checks it for every loss of :func:`get_loss` and
+every binary loss.
+
 | family | functions | module |
 | --- | --- | --- |
 | pixel-wise | :func:`cross_entropy` (class weights), :func:`binary_cross_entropy`, :func:`ohem_cross_entropy` | ``pixelwise`` |

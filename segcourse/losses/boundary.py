@@ -96,7 +96,7 @@ def boundary_loss(logits: torch.Tensor, target: torch.Tensor, *, dist_maps: torc
 
     Returns:
         A scalar tensor (negative when the prediction sits inside the objects); gradients flow
-        through the probabilities only.
+        through the probabilities only. 0 with a zero gradient when every pixel is ignored.
 
     Reference convention:
         the paper's ``SurfaceLoss``: ``einsum("bkwh,bkwh->bkwh", probs[:, idc], dist[:, idc]).mean()``

@@ -58,7 +58,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0
             ((N, H, W), zero where ignored).
 
     Returns:
-        A scalar tensor, or (N, H, W).
+        A scalar tensor, or (N, H, W); the mean is 0 with a zero gradient when every pixel is ignored.
 
     Reference conventions (equal to 1e-5 in ``tests/losses``):
         * ``gamma=0, alpha=None`` == ``F.cross_entropy``;

@@ -130,7 +130,8 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 0.0
         ignore_index: pixels with this label are removed from prediction and target.
 
     Returns:
-        A scalar tensor in [0, 1].
+        A scalar tensor in [0, 1]; 0 with a zero gradient when every pixel is ignored (every class
+        is then absent from target and masked prediction).
 
     Reference conventions (equal to 1e-5 in ``tests/losses``):
         * defaults == ``segmentation_models_pytorch.losses.DiceLoss("multiclass", ignore_index=...)``;
@@ -156,7 +157,7 @@ def tversky_loss(logits: torch.Tensor, target: torch.Tensor, *, alpha: float = 0
         Others: as in :func:`dice_loss`.
 
     Returns:
-        A scalar tensor.
+        A scalar tensor (0 with a zero gradient when every pixel is ignored, as :func:`dice_loss`).
 
     Reference conventions (equal to 1e-5 in ``tests/losses``):
         * defaults == ``segmentation_models_pytorch.losses.TverskyLoss("multiclass", alpha=..., beta=...)``;
@@ -227,7 +228,7 @@ def ce_dice_loss(logits: torch.Tensor, target: torch.Tensor, *, ce_weight: float
         ignore_index: pixels ignored by both terms.
 
     Returns:
-        A scalar tensor.
+        A scalar tensor (0 with a zero gradient when every pixel is ignored, like each term).
 
     Reference convention:
         defaults == ``monai.losses.DiceCELoss(softmax=True, to_onehot_y=True)`` (``smooth_nr = smooth_dr = 1e-5``,

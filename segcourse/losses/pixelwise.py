@@ -59,18 +59,24 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, weight: Sequenc
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(N, H, W)``, zero at ignored pixels).
 
     Returns:
-        A scalar tensor (or ``(N, H, W)`` with ``reduction="none"``).
+        A scalar tensor (or ``(N, H, W)`` with ``reduction="none"``). When no pixel counts (every
+        pixel ignored, or every kept pixel has class weight 0) the mean is 0 with a zero gradient,
+        the policy of every loss in :mod:`segcourse.losses` (PyTorch returns NaN, 0/0, there).
 
     Raises:
         TypeError / ValueError: see :func:`segcourse.losses._checks.check_multiclass`; a weight of the wrong length.
 
     Reference:
         Equals ``torch.nn.functional.cross_entropy(logits, target, weight, ignore_index=...)``, which it calls
-        after checking the arguments. If every pixel is ignored the mean is NaN (0/0), as in PyTorch.
+        after checking the arguments, whenever at least one pixel counts.
     """
-    check_multiclass(logits, target, ignore_index, "cross_entropy")
+    valid = check_multiclass(logits, target, ignore_index, "cross_entropy")
     check_reduction(reduction, name="cross_entropy")
     w = _as_weight(weight, logits, "cross_entropy")
+    if reduction == "mean":
+        counted = float(w[target[valid]].sum()) if w is not None else int(valid.sum())
+        if counted == 0:
+            return logits.sum() * 0.0  # nothing to average: 0 with a zero gradient, not 0/0 = NaN
     return F.cross_entropy(logits, target, weight=w, ignore_index=ignore_index,
                            label_smoothing=label_smoothing, reduction=reduction)
 

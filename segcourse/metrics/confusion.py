@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..constants import IGNORE_INDEX
+
 __all__ = ["ConfusionMatrix", "confusion_matrix", "logits_to_pred", "scores_from_confusion"]
 
 
@@ -48,7 +50,7 @@ def _check_labels(x: torch.Tensor, name: str) -> None:
         )
 
 
-def confusion_matrix(pred: Any, target: Any, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:
+def confusion_matrix(pred: Any, target: Any, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> torch.Tensor:
     """Count (target class, predicted class) pairs over all pixels with one ``bincount``.
 
     Args:
@@ -56,8 +58,10 @@ def confusion_matrix(pred: Any, target: Any, num_classes: int, ignore_index: int
             a torch tensor (CPU or CUDA) or a numpy array.
         target: ground-truth class ids, same shape as ``pred``; integer or bool dtype.
         num_classes: ``C``, the number of classes; valid ids are ``0 .. C-1``.
-        ignore_index: a target value (e.g. ``segcourse.IGNORE_INDEX`` = 255) whose pixels
-            are left out entirely, whatever was predicted there. ``None``: no ignore value.
+        ignore_index: a target value whose pixels are left out entirely, whatever was predicted
+            there; default ``segcourse.IGNORE_INDEX`` (255), as in every loss. ``None``: no ignore
+            value, so a 255 in ``target`` is an error (pass ``None`` when 255 is a real class id, with
+            more than 255 classes).
 
     Shapes:
         pred, target: ``(*)`` identical; returns ``(C, C)`` int64.
@@ -74,7 +78,7 @@ def confusion_matrix(pred: Any, target: Any, num_classes: int, ignore_index: int
             a predicted value outside ``[0, C)`` on a pixel that is not ignored.
 
     Example:
-        >>> confusion_matrix(torch.tensor([0, 1, 1, 1]), torch.tensor([0, 0, 1, 255]), 2, ignore_index=255)
+        >>> confusion_matrix(torch.tensor([0, 1, 1, 1]), torch.tensor([0, 0, 1, IGNORE_INDEX]), 2)
         tensor([[1, 1],
                 [0, 1]])
     """
@@ -172,13 +176,13 @@ class ConfusionMatrix:
 
     Args:
         num_classes: ``C``.
-        ignore_index: target value left out of the counts (``None``: none).
+        ignore_index: target value left out of the counts (default ``IGNORE_INDEX``; ``None``: none).
 
     Memory is O(C²) whatever the number of pixels; the matrix lives on the device of
     the first batch (int64).
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = None) -> None:
+    def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         self.num_classes = int(num_classes)

@@ -108,16 +108,49 @@ def test_ignored_pixels_change_nothing_binary(name):
     torch.testing.assert_close(BINARY[name](logits, target), BINARY[name](other, target))
 
 
+def _assert_zero_with_zero_gradient(loss, logits, target):
+    x = logits.clone().requires_grad_(True)
+    value = loss(x, target)
+    assert value.ndim == 0 and torch.isfinite(value), value
+    assert float(value.detach()) == 0.0, value
+    value.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().max() == 0
+
+
+# The ignore policy (segcourse.losses' module docstring): a batch whose every pixel is ignored gives 0 with a
+# zero gradient, for every loss -- not PyTorch's NaN (0/0) for cross-entropy.
 @pytest.mark.parametrize("name", list(MULTICLASS))
-def test_all_ignored_gives_a_finite_or_nan_value_without_crashing(name):
+def test_all_ignored_gives_zero_with_zero_gradient_multiclass(name):
     logits, target = make_multiclass(6)
     target[:] = IGNORE_INDEX
-    x = logits.clone().requires_grad_(True)
-    value = MULTICLASS[name](x, target)
-    if name in ("cross_entropy", "ce_dice"):
-        assert torch.isnan(value)  # PyTorch's 0/0, documented
-    else:
-        assert torch.isfinite(value)
+    _assert_zero_with_zero_gradient(MULTICLASS[name], logits, target)
+
+
+@pytest.mark.parametrize("name", list(BINARY))
+def test_all_ignored_gives_zero_with_zero_gradient_binary(name):
+    logits, target = make_binary(6)
+    target[:] = IGNORE_INDEX
+    _assert_zero_with_zero_gradient(BINARY[name], logits, target)
+
+
+@pytest.mark.parametrize("name", list(L.MULTICLASS_LOSSES))
+def test_all_ignored_gives_zero_with_zero_gradient_every_registered_loss(name):
+    logits, target = make_multiclass(7)
+    target[:] = IGNORE_INDEX
+    _assert_zero_with_zero_gradient(L.get_loss(name), logits, target)
+
+
+def test_cross_entropy_with_no_weighted_pixel_is_zero_and_equals_torch_otherwise():
+    logits, target = make_multiclass(8, ignore_fraction=0.2)
+    only_zero = torch.where(target == IGNORE_INDEX, target, torch.zeros_like(target))
+    weight = torch.tensor([0.0, 1.0, 2.0])  # every kept pixel is class 0, of weight 0: nothing to average
+    _assert_zero_with_zero_gradient(lambda x, t: L.cross_entropy(x, t, weight=weight), logits, only_zero)
+    all_ignored = torch.full_like(target, IGNORE_INDEX)
+    for reduction in ("sum", "none"):  # no 0/0 here: PyTorch's own 0
+        assert float(L.cross_entropy(logits, all_ignored, reduction=reduction).sum()) == 0.0
+    torch.testing.assert_close(L.cross_entropy(logits, target, weight=weight),
+                               torch.nn.functional.cross_entropy(logits, target, weight=weight,
+                                                                 ignore_index=IGNORE_INDEX))
 
 
 def test_hand_checkable_dice_case():

@@ -148,6 +148,24 @@ def test_ignored_pixels_change_nothing():
     torch.testing.assert_close(both, base)
 
 
+def test_ignore_index_defaults_to_the_course_constant():
+    # One ignore policy: confusion_matrix and ConfusionMatrix default to IGNORE_INDEX, like every loss.
+    C = 4
+    pred, target = _random_case(16, C, ignore_frac=0.1)
+    assert bool((target == IGNORE_INDEX).any())
+    explicit = confusion_matrix(pred, target, C, ignore_index=IGNORE_INDEX)
+    torch.testing.assert_close(confusion_matrix(pred, target, C), explicit)
+    meter = ConfusionMatrix(C)
+    assert meter.ignore_index == IGNORE_INDEX
+    torch.testing.assert_close(meter.update(pred, target).compute(), explicit)
+    # ignore_index=None stays available, and then the ignore value is an error
+    with pytest.raises(ValueError, match="ignore_index"):
+        ConfusionMatrix(C, ignore_index=None).update(pred, target)
+    # without any ignored pixel the default changes nothing
+    clean = torch.where(target == IGNORE_INDEX, 0, target)
+    torch.testing.assert_close(confusion_matrix(pred, clean, C), confusion_matrix(pred, clean, C, ignore_index=None))
+
+
 def test_accumulating_batches_equals_one_pass():
     C = 4
     pred, target = _random_case(15, C, shape=(8, 16, 16), ignore_frac=0.05)
@@ -166,7 +184,8 @@ def test_accumulating_batches_equals_one_pass():
     (torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long), {}, "same shape"),
     (torch.zeros(4), torch.zeros(4, dtype=torch.long), {}, "integer class ids"),
     (torch.zeros(4, dtype=torch.long), torch.tensor([0, 1, 2, 3]), {}, "class id 3"),
-    (torch.zeros(4, dtype=torch.long), torch.tensor([0, 1, 255, 1]), {}, "ignore_index"),
+    (torch.zeros(4, dtype=torch.long), torch.tensor([0, 1, IGNORE_INDEX, 1]), {"ignore_index": None}, "ignore_index"),
+    (torch.zeros(4, dtype=torch.long), torch.tensor([0, 1, 7, 1]), {}, "class id 7"),
     (torch.zeros(4, dtype=torch.long), torch.tensor([0, -1, 0, 1]), {}, "class id -1"),
     (torch.tensor([0, 5, 0, 0]), torch.tensor([0, 1, 0, 1]), {}, "pred holds class id 5"),
     (torch.tensor([0, -2, 0, 0]), torch.tensor([0, 1, 0, 1]), {"ignore_index": IGNORE_INDEX}, "pred holds"),

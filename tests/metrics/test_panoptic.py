@@ -9,11 +9,12 @@ import pytest
 import torch
 from torchmetrics.detection import PanopticQuality
 
+from segcourse.constants import IGNORE_INDEX
 from segcourse.metrics import panoptic_quality
 from segcourse.metrics.panoptic import match_segments
 
 THINGS, STUFFS = {1, 2}, {5, 6}
-VOID = 255
+VOID = IGNORE_INDEX  # a category in neither set
 
 
 def _reference(pred, target):
