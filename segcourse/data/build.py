@@ -20,6 +20,10 @@ the first rename wins and the other process discards its copy, so nobody ever re
 Determinism: the same arguments give byte-identical files (Pillow writes no timestamps into PNGs,
 JSON is written with sorted keys).
 
+Staleness: the manifest records :func:`segcourse.data.synthetic.generator_fingerprint`, a hash of the
+generator's source code; a split written by other code (an edited generator) is not complete and is
+rebuilt, so nobody trains on stale data. ``FORMAT_VERSION`` only tracks the on-disk layout.
+
 References:
     COCO data format (instances with RLE, panoptic PNG + segments_info): https://cocodataset.org/#format-data
 """
@@ -37,9 +41,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..constants import IGNORE_INDEX
 from .catalog import get_info
 from .paths import data_root, variant_name
-from .synthetic import GENERATORS, SPLIT_OFFSETS, default_count, default_size, generate
+from .synthetic import GENERATORS, SPLIT_OFFSETS, default_count, default_size, generate, generator_fingerprint
 from .synthetic._common import check_size
 
 #: Version of the on-disk layout, stored in every manifest; bump it when the layout changes.
@@ -50,7 +55,7 @@ PANOPTIC_DIVISOR = 1000
 
 
 # ----------------------------------------------------------------------------------------------- encoders
-def palette_bytes(palette, ignore_index: int = 255) -> list[int]:
+def palette_bytes(palette, ignore_index: int = IGNORE_INDEX) -> list[int]:
     """A 768-entry flat palette for an indexed PNG: class colours, white at ``ignore_index``, black elsewhere."""
     flat = [0] * 768
     for i, rgb in enumerate(palette):
@@ -59,7 +64,7 @@ def palette_bytes(palette, ignore_index: int = 255) -> list[int]:
     return flat
 
 
-def save_indexed_png(path: Path, mask: np.ndarray, palette, ignore_index: int = 255) -> None:
+def save_indexed_png(path: Path, mask: np.ndarray, palette, ignore_index: int = IGNORE_INDEX) -> None:
     """Save ``mask: (H, W)`` integer class ids in ``[0, 255]`` as a palette ("P") PNG.
 
     The pixel values are the class ids, so ``np.array(Image.open(path))`` gives them back unchanged;
@@ -215,7 +220,7 @@ def write_split(folder: Path, name: str, split: str, count: int, size: tuple[int
                      "version": str(FORMAT_VERSION)},
             "images": coco_images, "annotations": pan_anns, "categories": categories})
     _write_json(folder / MANIFEST, {
-        "format_version": FORMAT_VERSION, "name": name, "split": split, "count": count, "height": size[0],
+        "format_version": FORMAT_VERSION, "generator": generator_fingerprint(name), "name": name, "split": split, "count": count, "height": size[0],
         "width": size[1], "seed": seed, "knobs": {k: list(v) if isinstance(v, tuple) else v for k, v in knobs.items()},
         "index_offset": offset, "classes": list(info.classes), "palette": [list(c) for c in info.palette],
         "things": list(info.things), "ignore_index": info.ignore_index,
@@ -243,7 +248,8 @@ def _remove_stale(parent: Path, max_age_s: float = 3600.0) -> None:
 
 
 def is_complete(folder: Path) -> bool:
-    """Whether ``folder`` holds a finished split: a readable manifest and every file it lists."""
+    """Whether ``folder`` holds a finished split: a readable manifest, written by the current generator code
+    (:func:`segcourse.data.synthetic.generator_fingerprint`), and every file it lists."""
     folder = Path(folder)
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
@@ -251,6 +257,8 @@ def is_complete(folder: Path) -> bool:
         return False
     if manifest.get("format_version") != FORMAT_VERSION:
         return False
+    if manifest.get("name") not in GENERATORS or manifest.get("generator") != generator_fingerprint(manifest["name"]):
+        return False  # written by another version of the generator's code: stale
     files = manifest.get("files", [])
     if len(files) != manifest.get("count"):
         return False

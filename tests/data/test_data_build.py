@@ -157,6 +157,55 @@ def test_existing_split_is_reused_and_an_incomplete_one_rebuilt(data_root):
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]     # no temporary folders left
 
 
+def _edit_source(monkeypatch, module_name):
+    """Pretend the file of ``segcourse.data.synthetic.<module_name>`` was edited (one comment appended)."""
+    import segcourse.data.synthetic as synthetic
+
+    original = synthetic._source
+
+    def edited(obj):
+        text = original(obj)
+        return text + "\n# edited\n" if getattr(obj, "__name__", "") == f"segcourse.data.synthetic.{module_name}" else text
+
+    monkeypatch.setattr(synthetic, "_source", edited)
+
+
+def test_a_changed_generator_source_changes_the_key(monkeypatch):
+    from segcourse.data.synthetic import generator_fingerprint
+
+    before = {name: generator_fingerprint(name) for name in ("cells", "shapes", "shapes-multiscale", "street")}
+    assert before["shapes"] != before["shapes-multiscale"] != before["cells"]   # fixed knobs count too
+    assert generator_fingerprint("shapes") == before["shapes"]                  # stable
+    _edit_source(monkeypatch, "shapes")
+    after = {name: generator_fingerprint(name) for name in before}
+    assert after["shapes"] != before["shapes"] and after["shapes-multiscale"] != before["shapes-multiscale"]
+    assert after["cells"] == before["cells"] and after["street"] == before["street"]  # other generators untouched
+    _edit_source(monkeypatch, "_common")                                         # shared helpers: every dataset
+    assert all(generator_fingerprint(name) != after[name] for name in before)
+
+
+def test_a_split_written_by_an_edited_generator_is_rebuilt(data_root, monkeypatch):
+    from segcourse.data import load_arrays
+    from segcourse.data.synthetic import generator_fingerprint
+
+    folder = ensure_dataset("cells", "train", count=2, size=32)
+    manifest = json.loads((folder / "dataset.json").read_text())
+    assert manifest["generator"] == generator_fingerprint("cells")
+    (folder / "marker").write_text("from the old build")
+    assert ensure_dataset("cells", "train", count=2, size=32) == folder and (folder / "marker").exists()  # reused
+    _edit_source(monkeypatch, "cells")
+    assert not is_complete(folder)                                   # stale, although every file is there
+    assert ensure_dataset("cells", "train", count=2, size=32) == folder
+    assert is_complete(folder) and not (folder / "marker").exists()  # a fresh folder replaced the stale one
+    assert json.loads((folder / "dataset.json").read_text())["generator"] == generator_fingerprint("cells")
+    # the in-memory cache of load_arrays is keyed by the fingerprint too
+    import segcourse.data.synthetic as synthetic
+
+    load_arrays("cells", "val", count=1, size=32)
+    keys = [k for k in synthetic._CACHE if k[0] == "cells" and k[1] == "val"]
+    assert keys and keys[-1][-1] == generator_fingerprint("cells")
+
+
 def test_a_concurrent_builder_that_finishes_first_wins(data_root, monkeypatch):
     """Simulate a second process that renames its copy into place while we are still writing ours."""
     original = build_mod.write_split

@@ -23,6 +23,9 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import sys
 from collections import OrderedDict
 from typing import Callable
 
@@ -140,6 +143,38 @@ def generate(name: str, index: int, size: int | tuple[int, int] | None = None, s
     return sample
 
 
+def _source(obj) -> str:
+    """The source text of a module or function (the installed file as it is now)."""
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):  # no source shipped (e.g. only .pyc): fall back to the package version
+        from ... import __version__
+
+        return f"{getattr(obj, '__name__', obj)!r} of segcourse {__version__}"
+
+
+def generator_fingerprint(name: str) -> str:
+    """A short hash of the code that draws dataset ``name``: what its cached copies are keyed by.
+
+    It covers the generator's module (e.g. ``synthetic/shapes.py``), the shared helpers
+    (``synthetic/_common.py``, which also seeds the random generator), :func:`generate` itself and
+    the dataset's fixed knobs. Editing any of them changes the fingerprint, so a split written to
+    disk by :func:`segcourse.data.build.ensure_dataset` (its manifest records the fingerprint) or
+    held in :func:`load_arrays`' memory cache is regenerated instead of silently reused; no version
+    number has to be bumped by hand. Editing another dataset's generator leaves it unchanged.
+
+    Returns:
+        16 hexadecimal characters.
+    """
+    func, fixed = GENERATORS[_check_name(name)]
+    digest = hashlib.sha256()
+    for part in (_source(sys.modules[func.__module__]), _source(sys.modules[Sample.__module__]), _source(generate),
+                 repr(sorted(fixed.items()))):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 12
 
@@ -168,7 +203,7 @@ def load_arrays(name: str, split: str = "train", count: int | None = None, size:
     hw = check_size(default_size(name) if size is None else size)
     seed = _check_int(seed, "seed")
     knobs = {k: tuple(v) if isinstance(v, list) else v for k, v in knobs.items()}   # hashable cache key
-    key = (name, split, count, hw, seed, tuple(sorted(knobs.items())))
+    key = (name, split, count, hw, seed, tuple(sorted(knobs.items())), generator_fingerprint(name))
     if key not in _CACHE:
         offset = SPLIT_OFFSETS[split]
         samples = [generate(name, offset + i, hw, seed, **knobs) for i in range(count)]
@@ -190,4 +225,5 @@ def load_arrays(name: str, split: str = "train", count: int | None = None, size:
 
 
 __all__ = ["DEFAULT_COUNT", "DEFAULT_SIZE", "GENERATORS", "KNOBS", "SPLIT_OFFSETS", "Sample", "default_count", "default_size",
+           "generator_fingerprint",
            "generate", "load_arrays"]
