@@ -1,5 +1,5 @@
-"""Checks for lesson 06 (losses): soft Dice from its formula, the focal factor of easy and hard
-pixels, which losses have a gradient at all (the argmax bug), and the Lovász gradient by hand.
+"""Checks for lesson 06 (losses): soft Dice from its formula, how focal loss moves the balance between
+easy and hard pixels, which losses have a gradient at all (the argmax bug), and the Lovász gradient by hand.
 
 Each check compares the learner's answer with the course's own losses (:mod:`segcourse.losses`,
 themselves tested against segmentation_models_pytorch and MONAI) on hidden cases.
@@ -65,33 +65,46 @@ def check_soft_dice(candidate):
 
 
 # ------------------------------------------------------------------------------------------
-# 6.2 -- predict how gamma changes the focal loss of an easy and a hard pixel
+# 6.2 -- predict how many easy pixels weigh as much as one hard pixel, under CE and focal loss
 # ------------------------------------------------------------------------------------------
 
+#: The two pixels of exercise 6.2: an easy one and a hard one (probability of the true class), and gamma.
+EASY_P, HARD_P, FOCAL_GAMMA = 0.9, 0.1, 2.0
 
-@exercise("6.2", title="Predict the focal factor of an easy and a hard pixel", level="warm-up", minutes=5,
-          kind="predict",
-          goal="See that focal loss keeps hard pixels almost as they were under cross-entropy and silences "
-               "easy ones, by computing the factor (1 - p_t)^gamma.",
-          hint="The focal loss is (1 - p_t)^gamma times the cross-entropy of the same pixel. With gamma = 2 "
-               "and p_t = 0.9 that is 0.1 squared.")
+
+def _pixels_per_hard_pixel(gamma: float) -> float:
+    # -(1 - p)^gamma log p of the hard pixel over that of the easy one; gamma = 0 is cross-entropy.
+    # CE: log 0.1 / log 0.9 = 21.85; focal, gamma = 2: (0.81 / 0.01) * 21.85 = 1770.
+    def loss(p):
+        return -((1 - p) ** gamma) * math.log(p)
+    return loss(HARD_P) / loss(EASY_P)
+
+
+@exercise("6.2", title="Predict how many easy pixels weigh as much as one hard pixel", level="warm-up",
+          minutes=10, kind="predict",
+          goal="See in numbers how focal loss moves the balance from the many easy pixels to the few hard ones: "
+               "count the easy pixels (p_t = 0.9) whose losses add up to one hard pixel's (p_t = 0.1), under "
+               "cross-entropy and under focal loss with gamma = 2.",
+          hint="A pixel's loss is -log p_t under CE and -(1 - p_t)^gamma log p_t under focal loss; divide the hard "
+               "pixel's loss by the easy pixel's, once per loss. Focal loss changes the answer by the ratio of the "
+               "two focal factors.")
 def check_focal_prediction(answer):
     if not isinstance(answer, dict):
-        raise CheckFailed(f"expected a dict with keys 'easy' and 'hard', got {type(answer).__name__}")
-    missing = {"easy", "hard"} - set(answer)
+        raise CheckFailed(f"expected a dict with keys 'ce' and 'focal', got {type(answer).__name__}")
+    missing = {"ce", "focal"} - set(answer)
     if missing:
         raise CheckFailed(f"the dict is missing the key(s) {sorted(missing)}")
-    if all(v is None for v in answer.values()):
+    if all(answer[k] is None for k in ("ce", "focal")):
         raise NotImplementedError("not attempted")
-    want = {"easy": (1 - 0.9) ** 2, "hard": (1 - 0.1) ** 2}  # 0.01 and 0.81
-    for key, p in (("easy", 0.9), ("hard", 0.1)):
+    want = {"ce": _pixels_per_hard_pixel(0.0), "focal": _pixels_per_hard_pixel(FOCAL_GAMMA)}
+    for key, what in (("ce", "cross-entropy"), ("focal", f"focal loss (gamma = {FOCAL_GAMMA:g})")):
         try:
             got = float(answer[key])
         except (TypeError, ValueError):
             raise CheckFailed(f"'{key}': expected a number, got {answer[key]!r}") from None
-        if not math.isclose(got, want[key], abs_tol=1e-3):
-            raise CheckFailed(f"'{key}' (p_t = {p}): expected the fraction of its cross-entropy that the focal loss "
-                              f"keeps, got {got:g}")
+        if not math.isclose(got, want[key], rel_tol=0.02):
+            raise CheckFailed(f"'{key}': that is not the number of easy pixels whose {what} adds up to one hard "
+                              f"pixel's (got {got:g})")
 
 
 # ------------------------------------------------------------------------------------------
@@ -100,18 +113,21 @@ def check_focal_prediction(answer):
 
 #: The losses of exercise 6.3 and whether the logits get a (non-zero) gradient from them.
 GRADIENT_QUIZ = {
-    "argmax_boundary": False,    # the source article's: boundaries of logits.argmax(1)
-    "soft_boundary": True,       # Kervadec et al.: softmax probabilities times signed distances
-    "dice_on_thresholded": False,  # Dice of (probs > 0.5).float(): the threshold is flat almost everywhere
-    "dice_on_probs": True,       # soft Dice
+    "argmax_boundary": False,        # the source article's: boundaries of logits.argmax(1) -- no graph at all
+    "soft_boundary": True,           # Kervadec et al.: softmax probabilities times signed distances
+    "dice_on_thresholded": False,    # Dice of (probs > 0.5).float(): a comparison returns no graph
+    "dice_on_rounded": False,        # Dice of probs.round(): a graph, but round's derivative is 0 everywhere
+    "dice_on_steep_sigmoid": True,   # Dice of sigmoid(20 (probs - 0.5)): a soft threshold, small but non-zero
+    "dice_on_probs": True,           # soft Dice
 }
 
 
-@exercise("6.3", title="Which losses can train a network", level="core", minutes=10, kind="break-it",
+@exercise("6.3", title="Which losses can train a network", level="core", minutes=15, kind="break-it",
           goal="Recognise operations that cut the gradient (argmax, thresholds, rounding) and why a loss built "
                "on them cannot train anything.",
           hint="Run each loss on logits with requires_grad=True, call backward() if you can, and look at "
-               "logits.grad. argmax returns integers; a step function has derivative 0 almost everywhere.")
+               "logits.grad (reset it to None between tries). argmax and > return no graph; round keeps one "
+               "whose derivative is 0; a sigmoid, however steep, has a non-zero derivative.")
 def check_gradient_quiz(answer):
     if not isinstance(answer, dict):
         raise CheckFailed(f"expected a dict of True/False answers with keys {sorted(GRADIENT_QUIZ)}, "

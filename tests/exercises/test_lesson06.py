@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -42,33 +44,43 @@ def test_6_1_solution_agrees_with_the_package():
 
 # ---------------------------------------------------------------- 6.2
 
+# CE: log(0.1) / log(0.9) = 21.85 easy pixels per hard one; focal (gamma 2): times 0.81 / 0.01 = 1770
+SOLUTION_6_2 = {"ce": math.log(0.1) / math.log(0.9), "focal": 0.81 * math.log(0.1) / (0.01 * math.log(0.9))}
+
+
 def test_6_2_focal_prediction():
     verify_exercise(
         "6.2",
-        stub={"easy": None, "hard": None},
+        stub={"ce": None, "focal": None},
         wrong=[
-            {"easy": 0.1, "hard": 0.9},     # forgot the square
-            {"easy": 0.81, "hard": 0.01},   # swapped easy and hard
-            {"easy": 0.01},                 # a key missing
-            {"easy": "0.01?", "hard": 0.81},
-            0.01,
+            {"ce": SOLUTION_6_2["ce"], "focal": 81.0},            # only the ratio of the focal factors
+            {"ce": SOLUTION_6_2["ce"], "focal": SOLUTION_6_2["ce"] * 9},   # gamma = 1
+            {"ce": 9.0, "focal": 81.0},                           # (1 - p) instead of -log p
+            {"ce": SOLUTION_6_2["focal"], "focal": SOLUTION_6_2["ce"]},    # swapped
+            {"ce": 1 / SOLUTION_6_2["ce"], "focal": 1 / SOLUTION_6_2["focal"]},  # easy over hard
+            {"ce": 21.85},                                        # a key missing
+            {"ce": "22?", "focal": 1770},
+            21.85,
         ],
-        solution={"easy": 0.01, "hard": 0.81},
+        solution=SOLUTION_6_2,
     )
+    assert run_check("6.2", {"ce": 22, "focal": 1770}).passed     # rounded answers are fine
 
 
-def test_6_2_answer_agrees_with_focal_loss():
-    for p_t, factor in ((0.9, 0.01), (0.1, 0.81)):
+def test_6_2_answer_agrees_with_the_losses():
+    def pixel_loss(loss, p_t):   # one pixel of class 1 predicted with probability p_t
         logits = torch.tensor([0.0, float(torch.logit(torch.tensor(p_t, dtype=torch.float64)))],
                               dtype=torch.float64).reshape(1, 2, 1, 1)
-        target = torch.ones(1, 1, 1, dtype=torch.long)
-        ratio = L.focal_loss(logits, target, gamma=2.0) / L.cross_entropy(logits, target)
-        assert ratio.item() == pytest.approx(factor)
+        return float(loss(logits, torch.ones(1, 1, 1, dtype=torch.long)))
+
+    for key, loss in (("ce", L.cross_entropy), ("focal", lambda z, t: L.focal_loss(z, t, gamma=2.0))):
+        assert pixel_loss(loss, 0.1) / pixel_loss(loss, 0.9) == pytest.approx(SOLUTION_6_2[key])
 
 
 # ---------------------------------------------------------------- 6.3
 
-SOLUTION_6_3 = {"argmax_boundary": False, "soft_boundary": True, "dice_on_thresholded": False, "dice_on_probs": True}
+SOLUTION_6_3 = {"argmax_boundary": False, "soft_boundary": True, "dice_on_thresholded": False,
+                "dice_on_rounded": False, "dice_on_steep_sigmoid": True, "dice_on_probs": True}
 
 
 def test_6_3_gradient_quiz():
@@ -78,6 +90,8 @@ def test_6_3_gradient_quiz():
         wrong=[
             {**SOLUTION_6_3, "argmax_boundary": True},        # the source article's belief
             {**SOLUTION_6_3, "dice_on_thresholded": True},
+            {**SOLUTION_6_3, "dice_on_rounded": True},        # backward() runs, so "it has a gradient"
+            {**SOLUTION_6_3, "dice_on_steep_sigmoid": False}, # "a threshold is a threshold"
             {k: True for k in SOLUTION_6_3},
             {"argmax_boundary": False},
             {**SOLUTION_6_3, "soft_boundary": "yes"},
@@ -86,19 +100,30 @@ def test_6_3_gradient_quiz():
     )
 
 
+def dice_of(probs, target):   # as in the exercise's scratch cell
+    target = target.to(probs.dtype)
+    return 1 - 2 * (probs * target).sum() / (probs.sum() + target.sum()).clamp_min(1e-7)
+
+
 def test_6_3_answers_are_what_autograd_says():
-    logits = torch.randn(1, 2, 8, 8, requires_grad=True)
     target = torch.zeros(1, 8, 8, dtype=torch.long)
     target[0, 2:6, 2:6] = 1
+    logits = torch.randn(1, 2, 8, 8, generator=torch.Generator().manual_seed(0), requires_grad=True)
     assert not logits.argmax(1).float().requires_grad                                   # argmax: no graph
     probs = logits.softmax(1)[:, 1]
-    thresholded = (probs > 0.5).float()
-    assert not thresholded.requires_grad                                                # comparison: no graph
-    L.boundary_loss(logits, target).backward()
-    assert logits.grad.abs().sum() > 0
-    logits.grad = None
-    soft_dice_loss(probs, target).backward()
-    assert logits.grad.abs().sum() > 0
+    assert not (probs > 0.5).float().requires_grad                                      # comparison: no graph
+
+    def gradient_is_nonzero(make_loss):
+        logits.grad = None
+        make_loss().backward()
+        return bool(logits.grad.abs().sum() > 0)
+
+    p = lambda: logits.softmax(1)[:, 1]
+    assert gradient_is_nonzero(lambda: L.boundary_loss(logits, target)) == SOLUTION_6_3["soft_boundary"]
+    assert gradient_is_nonzero(lambda: dice_of(p().round(), target)) == SOLUTION_6_3["dice_on_rounded"]
+    assert gradient_is_nonzero(lambda: dice_of(torch.sigmoid(20 * (p() - 0.5)), target)) == \
+        SOLUTION_6_3["dice_on_steep_sigmoid"]
+    assert gradient_is_nonzero(lambda: dice_of(p(), target)) == SOLUTION_6_3["dice_on_probs"]
 
 
 # ---------------------------------------------------------------- 6.4
