@@ -1,6 +1,6 @@
 """Checks for lesson 07 (metrics): predicting what deleting a rare class does to pixel accuracy
-and mIoU, the confusion matrix with one ``bincount``, reproducing the per-batch averaging bug,
-and Boundary IoU from scratch.
+and mIoU, the confusion matrix with one ``bincount``, per-case Dice with an explicit empty-case
+policy, and Boundary IoU from scratch.
 
 Each check compares the learner's answer with :mod:`segcourse.metrics` (itself cross-checked
 against torchmetrics and the Boundary IoU reference code) on hidden cases.
@@ -13,7 +13,7 @@ import torch
 
 from ..constants import IGNORE_INDEX
 from ..metrics import boundary_iou, confusion_matrix, scores_from_confusion
-from ..metrics.explore import per_batch_mean_miou
+from ..metrics.explore import per_case_dice
 from .registry import CheckFailed, case, exercise, expect_callable, expect_close, expect_equal, expect_tensor
 
 # ------------------------------------------------------------------------------------------
@@ -98,37 +98,61 @@ def check_confusion_matrix(candidate):
 
 
 # ------------------------------------------------------------------------------------------
-# 7.3 -- break it: average mIoU per batch
+# 7.3 -- per-case Dice with an explicit empty-case policy
 # ------------------------------------------------------------------------------------------
 
 
-def _batch_cases():
+def _case_cases():
     g = torch.Generator().manual_seed(77)
-    target = torch.zeros(6, 8, 8, dtype=torch.int64)
+    target = torch.zeros(4, 8, 8, dtype=torch.int64)
     target[:, 2:5, 2:5] = 1
-    target[0, 6:, 6:] = 2                     # class 2 only in the first image
+    target[0, 6:, 6:] = 2                     # class 2 only in the first image's target
     pred = target.clone()
     noise = torch.rand(target.shape, generator=g) < 0.15
-    pred[noise] = torch.randint(0, 3, (int(noise.sum()),), generator=g)
-    yield "batches of 2", pred, target, 3, 2
-    yield "batches of 4 (a short last batch)", pred, target, 3, 4
+    pred[noise] = torch.randint(0, 2, (int(noise.sum()),), generator=g)
+    pred[3, 0, 0] = 2                          # a false alarm of class 2 in image 3
+    yield "4 images, a class present in one of them", pred, target, 3
+    yield "a class absent from every image (num_classes=4)", pred, target, 4
+    t = torch.zeros(2, 5, 5, dtype=torch.int64)
+    p = t.clone()
+    t[0, 1:3, 1:3] = 1                        # image 0: class 1 entirely missed
+    p[1, 0, :2] = 1                           # image 1: class 1 predicted where there is none
+    yield "a missed class and a false alarm", p, t, 2
+    yield "uint8 masks", pred.to(torch.uint8), target.to(torch.uint8), 3
 
 
-@exercise("7.3", title="Break it: average mIoU batch by batch", level="core", minutes=15, kind="break-it",
-          goal="Reproduce the per-batch averaging bug of the source article, measure how far it is from the pooled "
-               "confusion matrix, and explain why.",
-          hint="For each slice pred[i:i + batch_size], compute that batch's mIoU with "
-               "scores_from_confusion(confusion_matrix(...))['miou'], then return the plain mean of those numbers.")
-def check_per_batch(candidate):
-    expect_callable(candidate, "miou_averaged_per_batch(pred, target, num_classes, batch_size)")
-    for name, pred, target, num_classes, batch in _batch_cases():
+def _as_array(got) -> np.ndarray:
+    if isinstance(got, torch.Tensor):
+        got = got.detach().cpu().numpy()
+    try:
+        return np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"expected an (N, C) array of numbers, got {type(got).__name__}") from None
+
+
+@exercise("7.3", title="Per-case Dice with an empty-case policy", level="core", minutes=15, kind="implement",
+          goal="Score every class in every image separately, as medical segmentation reports per-case Dice, and "
+               "decide what an empty case scores: nothing to find and nothing found is not a perfect score.",
+          hint="For each class c: pc = pred == c, tc = target == c; inter = (pc & tc).sum over (H, W), "
+               "total = pc.sum + tc.sum over (H, W); Dice = 2 * inter / total where total > 0, NaN where total == 0.")
+def check_per_case_dice(candidate):
+    expect_callable(candidate, "per_case_dice(pred, target, num_classes)")
+    for name, pred, target, num_classes in _case_cases():
         with case(name):
-            got = candidate(pred.clone(), target.clone(), num_classes, batch)
-            pooled = scores_from_confusion(confusion_matrix(pred, target, num_classes))["miou"]
-            if abs(float(got) - pooled) < 1e-9:
-                raise CheckFailed("this is the pooled (correct) mIoU -- the exercise asks for the buggy per-batch "
-                                  "average, to see how far it is")
-            expect_close(float(got), per_batch_mean_miou(pred, target, num_classes, batch), "per-batch average mIoU")
+            got = _as_array(candidate(pred.clone(), target.clone(), num_classes))
+            want = per_case_dice(pred, target, num_classes)
+            if got.shape == want.shape[::-1] and got.shape != want.shape:
+                raise CheckFailed(f"shape {got.shape}: the rows must be the images (N) and the columns the classes (C)")
+            expect_equal(got.shape, want.shape, "shape (N, C)")
+            nan_want, nan_got = np.isnan(want), np.isnan(got)
+            if (nan_want & ~nan_got).any():
+                value = got[nan_want & ~nan_got][0]
+                raise CheckFailed(f"a class in neither the prediction nor the target of an image got {value:g}; "
+                                  f"there is nothing to score there: return NaN, so that np.nanmean leaves it out")
+            if (nan_got & ~nan_want).any():
+                raise CheckFailed("you returned NaN where the class is in the prediction or the target (but not both): "
+                                  "a missed class or a false alarm is an error, Dice 0")
+            expect_close(got[~nan_want], want[~nan_want], "per-case Dice", atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------

@@ -4,6 +4,11 @@ An explorer is a dict of controls and a pure ``render() -> (html, figure)``; :fu
 wires them together and redraws on every control change. The figure is drawn to PNG and
 shown in an ``ipywidgets.Image``, so an explorer behaves the same in JupyterLab, in VS Code
 and in a test without a front end.
+
+Layout rules (seen in JupyterLab in a browser, checked by ``tests/browser``): a control's
+description gets the room it needs (ipywidgets cuts descriptions at a fixed width by default:
+"drop smal..."), and the figure keeps its aspect ratio (a flex row stretches its items to the
+tallest one, which squashes or stretches a picture beside a long table of numbers).
 """
 
 from __future__ import annotations
@@ -32,6 +37,17 @@ def html_table(rows: Sequence[tuple[str, str]], css_class: str = "segcourse-expl
     return f"<table class='{css_class}'>{cells}</table>"
 
 
+#: Room for a control's description, unless the caller set one (ipywidgets' default cuts at ~80 px).
+DESCRIPTION_WIDTH = "initial"
+
+
+def give_descriptions_room(control: widgets.Widget) -> None:
+    """Let ``control``'s description take its natural width, unless a width was set explicitly."""
+    style = getattr(control, "style", None)
+    if style is not None and "description_width" in style.trait_names() and not style.description_width:
+        style.description_width = DESCRIPTION_WIDTH
+
+
 def explorer(controls: dict[str, widgets.Widget], render: Callable[[], tuple[str, Any]], *,
              figure_first: bool = False) -> widgets.VBox:
     """Assemble an explorer and draw it once.
@@ -48,7 +64,9 @@ def explorer(controls: dict[str, widgets.Widget], render: Callable[[], tuple[str
         (``Image``) and ``.refresh()``.
     """
     summary = widgets.HTML()
-    picture = widgets.Image(format="png")
+    # Natural size, never stretched by the row (see the module docstring); shrinks to fit, keeping its ratio.
+    picture = widgets.Image(format="png", layout=widgets.Layout(height="auto", max_width="100%",
+                                                                object_fit="contain"))
 
     def refresh(*_: Any) -> None:
         text, fig = render()
@@ -57,10 +75,13 @@ def explorer(controls: dict[str, widgets.Widget], render: Callable[[], tuple[str
             picture.value = figure_to_png(fig)
 
     for control in controls.values():
+        give_descriptions_room(control)
         if "value" in control.trait_names():
             control.observe(refresh, names="value")
     body = [picture, summary] if figure_first else [summary, picture]
-    box = widgets.VBox([widgets.HBox(list(controls.values())), widgets.HBox(body)])
+    row = widgets.Layout(align_items="flex-start", flex_flow="row wrap")
+    box = widgets.VBox([widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")),
+                        widgets.HBox(body, layout=row)])
     box.controls, box.summary, box.picture, box.refresh = controls, summary, picture, refresh
     refresh()
     return box

@@ -39,7 +39,62 @@ from ..metrics.explore import (
 from ..metrics.panoptic import match_segments, panoptic_quality
 from ._explorer import explorer
 
-__all__ = ["imbalance_explorer", "panoptic_explorer", "perturbation_explorer", "threshold_explorer"]
+__all__ = ["imbalance_explorer", "panoptic_colours", "panoptic_explorer", "perturbation_explorer", "threshold_explorer"]
+
+
+def _class_colours(palette: Sequence[Sequence[int]] | None, n: int) -> np.ndarray:
+    """``(max(n, len(palette)), 3)`` float RGB per category id: the palette (0-255), else ``tab10`` repeated."""
+    from matplotlib import colormaps
+
+    base = np.asarray(palette if palette is not None else colormaps["tab10"].colors, dtype=np.float64)
+    base = base / 255.0 if palette is not None else base
+    return base[np.arange(max(n, len(base))) % len(base)]
+
+
+#: Shades of a class colour for its instances, as (hue shift, saturation, value): well apart from each other.
+_SHADES = ((0.0, 1.0, 0.6), (0.0, 0.45, 1.0), (0.04, 1.0, 1.0), (-0.04, 0.9, 0.35), (0.0, 0.25, 0.75),
+           (0.03, 0.7, 0.8), (-0.03, 0.6, 0.5), (0.0, 0.8, 0.9))
+
+
+def panoptic_colours(panoptic: Any, things: Collection[int], palette: Sequence[Sequence[int]] | None = None,
+                     reference: Any = None) -> np.ndarray:
+    """An RGB picture of a panoptic map: stuff in its class colour, every thing instance in its own shade.
+
+    As panoptic figures do (Detectron2's visualiser jitters the class colour per instance), two cars
+    are two shades of the car colour, so touching instances of one class can be told apart while the
+    class stays recognisable. Instances of a class are ranked by id over ``reference`` and ``panoptic``
+    together and take the shades in that order, so drawing a prediction with ``reference=ground
+    truth`` gives a segment that keeps its ground-truth id the same shade in both pictures.
+
+    Args:
+        panoptic: ``(H, W, 2)`` int (category_id, instance_id).
+        things: category ids that have instances.
+        palette: RGB (0-255) per category id; default matplotlib's ``tab10``.
+        reference: optional second ``(H, W, 2)`` map whose ids fix the shades (default: ``panoptic``).
+
+    Returns:
+        ``(H, W, 3)`` float64 in [0, 1].
+    """
+    from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
+
+    def as_map(x: Any, name: str) -> np.ndarray:
+        arr = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x).astype(np.int64)
+        if arr.ndim != 3 or arr.shape[-1] != 2:
+            raise ValueError(f"{name} must be one (H, W, 2) map of (category, instance), got shape {arr.shape}")
+        return arr
+
+    pan = as_map(panoptic, "panoptic")
+    ref = pan if reference is None else as_map(reference, "reference")
+    cat, inst = pan[..., 0], pan[..., 1]
+    base = _class_colours(palette, max(int(cat.max()), int(ref[..., 0].max())) + 1)
+    rgb = base[np.clip(cat, 0, None)]
+    for c in sorted({int(t) for t in things}):
+        ids = np.union1d(ref[..., 1][ref[..., 0] == c], inst[cat == c])
+        h = rgb_to_hsv(base[c])[0]
+        for rank, k in enumerate(ids):
+            dh, sat, val = _SHADES[rank % len(_SHADES)]
+            rgb[(cat == c) & (inst == k)] = hsv_to_rgb([(h + dh) % 1.0, sat, val])
+    return rgb
 
 
 def _fmt(x: float) -> str:
@@ -182,13 +237,18 @@ def imbalance_explorer(size: int = 128, error_pixels: int = 1) -> widgets.VBox:
 
 
 def panoptic_explorer(target: Any, things: Collection[int], stuffs: Collection[int],
-                      palette: Sequence[Sequence[int]] | None = None) -> widgets.VBox:
+                      palette: Sequence[Sequence[int]] | None = None,
+                      class_names: Sequence[str] | None = None) -> widgets.VBox:
     """Damage the things of a panoptic ground truth; see the matches at IoU > 0.5 and SQ/RQ/PQ.
+
+    Stuff is drawn in its class colour, each thing instance in its own shade of its class colour
+    (:func:`panoptic_colours`), with white lines between segments.
 
     Args:
         target: ``(H, W, 2)`` (category_id, instance_id) map of one image.
         things, stuffs: category ids.
         palette: RGB per category id for the drawing (optional).
+        class_names: name per category id, for a legend under the pictures (optional).
     """
     import matplotlib.pyplot as plt
 
@@ -196,21 +256,17 @@ def panoptic_explorer(target: Any, things: Collection[int], stuffs: Collection[i
     shift = widgets.IntSlider(value=0, min=0, max=10, description="shift things", continuous_update=False)
     drop = widgets.IntSlider(value=0, min=0, max=5, description="drop smallest", continuous_update=False)
     spurious = widgets.IntSlider(value=0, min=0, max=4, description="add spurious", continuous_update=False)
-    things_l = sorted(things)
+    things_l, stuffs_l = sorted(things), sorted(stuffs)
 
     def draw(ax: Any, pan: np.ndarray, title: str) -> None:
         cat, inst = pan[..., 0], pan[..., 1]
-        if palette is not None:
-            rgb = np.array(palette, dtype=np.float64)[np.clip(cat, 0, len(palette) - 1)] / 255.0
-        else:
-            rgb = plt.get_cmap("tab10")(cat % 10)[..., :3]
+        rgb = panoptic_colours(pan, things_l, palette, reference=target)
         edges = np.zeros(cat.shape, bool)
         key = cat * 1000 + inst
         edges[:-1] |= key[:-1] != key[1:]
         edges[:, :-1] |= key[:, :-1] != key[:, 1:]
-        rgb = rgb.copy()
         rgb[edges] = 1.0
-        ax.imshow(rgb, interpolation="nearest")
+        ax.imshow(rgb, interpolation="nearest", aspect="equal")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
 
@@ -228,10 +284,19 @@ def panoptic_explorer(target: Any, things: Collection[int], stuffs: Collection[i
             f"<tr><td>cat {p['category']}: pred #{p['pred_instance']} ↔ gt #{p['target_instance']}</td>"
             f"<td>IoU {p['iou']:.2f} {'✓ match' if p['matched'] else '✗'}</td></tr>" for p in pairs)
         text = _table(rows) + f"<table style='font-size:85%'>{pair_rows}</table>"
-        fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
+        fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.8 if class_names else 3.4))
         draw(axes[0], target, "ground truth")
-        draw(axes[1], pred, "prediction")
-        fig.tight_layout()
+        draw(axes[1], pred, "prediction (same shade = same id)")
+        if class_names:
+            from matplotlib.patches import Patch
+
+            base = _class_colours(palette, len(class_names))
+            handles = [Patch(color=base[c], label=name + (" (shade per instance)" if c in things_l else ""))
+                       for c, name in enumerate(class_names) if c in things_l or c in stuffs_l]
+            fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7, frameon=False)
+            fig.tight_layout(rect=(0, 0.12, 1, 1))
+        else:
+            fig.tight_layout()
         return text, fig
 
     return _assemble({"shift": shift, "drop": drop, "spurious": spurious}, render)

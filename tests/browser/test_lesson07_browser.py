@@ -209,6 +209,19 @@ _CELL_STATE = """() => {
 }"""
 
 
+# Layout of every explorer as the browser drew it: descriptions cut off ("drop smal..."), pictures
+# drawn at another aspect ratio than their PNG (a flex row stretches them to a tall table beside).
+_LAYOUT = """() => {
+  const boxes = [...document.querySelectorAll('.widget-vbox')].filter(
+    b => b.querySelector('img.widget-image') && !b.parentElement.closest('.widget-vbox'));
+  const cut = [...document.querySelectorAll('.widget-slider .widget-label, .widget-dropdown .widget-label')]
+    .filter(l => l.scrollWidth > l.clientWidth + 1).map(l => l.textContent);
+  const images = [...document.querySelectorAll('img.widget-image')].filter(i => i.naturalWidth > 0).map(i => ({
+    natural: i.naturalWidth / i.naturalHeight, shown: i.clientWidth / Math.max(i.clientHeight, 1)}));
+  return {explorers: boxes.length, cut, images};
+}"""
+
+
 def _wait(page, script: str, ok, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     value = None
@@ -270,13 +283,26 @@ def test_lesson07_runs_and_widgets_respond(chromium, jupyter_server, tmp_path):
             assert summary.inner_text() != before_text, "moving the slider did not change the explorer's numbers"
 
             _wait(page, _KERNEL_STATE, lambda v: bool(v) and v.endswith("|idle"), 30, "the kernel to go idle")
+            layout = page.evaluate(_LAYOUT)
+            print("explorer layout:", layout)
+            assert layout["explorers"] >= 4, f"expected four explorers, found {layout['explorers']}"
+            assert not layout["cut"], f"control descriptions cut off in the browser: {layout['cut']}"
+            stretched = [im for im in layout["images"] if abs(im["shown"] / im["natural"] - 1) > 0.02]
+            assert not stretched, f"explorer figures drawn at another aspect ratio than their PNG: {stretched}"
+            # One picture per explorer (look at them: tmp_path, or SEGCOURSE_BROWSER_SHOTS=<folder> to keep them).
+            shots = Path(os.environ.get("SEGCOURSE_BROWSER_SHOTS") or tmp_path)
+            shots.mkdir(parents=True, exist_ok=True)
+            boxes = page.locator(".jp-OutputArea-output > .widget-vbox:has(img.widget-image)")
+            for i in range(boxes.count()):
+                boxes.nth(i).scroll_into_view_if_needed()
+                boxes.nth(i).screenshot(path=str(shots / f"lesson07_explorer{i}.png"))
             # Grow the viewport to the whole notebook (JupyterLab scrolls inside a fixed-height panel).
             height = page.evaluate("""() => Math.max(...[...document.querySelectorAll(
                 '.jp-WindowedPanel-inner, .jp-WindowedPanel-outer, .jp-Notebook')].map(e => e.scrollHeight))""")
             page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 200, 1000), 16000)})
             page.evaluate("() => document.querySelectorAll('.jp-WindowedPanel-outer').forEach(e => e.scrollTop = 0)")
-            page.screenshot(path=str(tmp_path / "lesson07.png"), full_page=True)
-            assert (tmp_path / "lesson07.png").stat().st_size > 10_000
+            page.screenshot(path=str(shots / "lesson07.png"), full_page=True)
+            assert (shots / "lesson07.png").stat().st_size > 10_000
         finally:
             browser.close()
     elapsed = time.monotonic() - start

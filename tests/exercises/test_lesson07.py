@@ -58,22 +58,53 @@ def test_7_2_confusion_matrix():
                     solution=_cm_solution)
 
 
-def _per_batch_solution(pred, target, num_classes, batch_size):
-    values = [scores_from_confusion(confusion_matrix(pred[i:i + batch_size], target[i:i + batch_size],
-                                                     num_classes))["miou"] for i in range(0, len(pred), batch_size)]
-    return float(np.mean(values))
+def _case_solution(pred, target, num_classes):
+    out = np.full((len(pred), num_classes), np.nan)
+    for c in range(num_classes):
+        pc, tc = pred == c, target == c
+        inter = (pc & tc).sum(dim=(1, 2)).double()
+        total = (pc.sum(dim=(1, 2)) + tc.sum(dim=(1, 2))).double()
+        out[:, c] = torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.nan).numpy()
+    return out
 
 
-def _pooled(pred, target, num_classes, batch_size):
-    return scores_from_confusion(confusion_matrix(pred, target, num_classes))["miou"]
+def _case_empty_is_perfect(pred, target, num_classes):      # MONAI's ignore_empty=False: both empty -> 1
+    return np.nan_to_num(_case_solution(pred, target, num_classes), nan=1.0)
 
 
-def _per_image(pred, target, num_classes, batch_size):
-    return _per_batch_solution(pred, target, num_classes, 1)  # ignores batch_size
+def _case_empty_is_zero(pred, target, num_classes):         # a smoothing-free 0/0 -> 0
+    return np.nan_to_num(_case_solution(pred, target, num_classes), nan=0.0)
 
 
-def test_7_3_per_batch_average():
-    verify_exercise("7.3", stub=learner_stub, wrong=[_pooled, _per_image], solution=_per_batch_solution)
+def _case_nan_when_target_empty(pred, target, num_classes):  # MONAI's ignore_empty=True: hides false alarms
+    out = _case_solution(pred, target, num_classes)
+    for c in range(num_classes):
+        out[(target == c).sum(dim=(1, 2)) == 0, c] = np.nan
+    return out
+
+
+def _case_smoothed(pred, target, num_classes):              # (2I + 1) / (|P| + |T| + 1)
+    out = np.zeros((len(pred), num_classes))
+    for c in range(num_classes):
+        pc, tc = pred == c, target == c
+        out[:, c] = ((2 * (pc & tc).sum(dim=(1, 2)) + 1) / (pc.sum(dim=(1, 2)) + tc.sum(dim=(1, 2)) + 1)).numpy()
+    return out
+
+
+def _case_pooled(pred, target, num_classes):                # the pooled Dice, repeated for every image
+    dice = scores_from_confusion(confusion_matrix(pred, target, num_classes))["dice"].numpy()
+    return np.tile(dice, (len(pred), 1))
+
+
+def _case_transposed(pred, target, num_classes):
+    return _case_solution(pred, target, num_classes).T
+
+
+def test_7_3_per_case_dice():
+    verify_exercise("7.3", stub=learner_stub,
+                    wrong=[_case_empty_is_perfect, _case_empty_is_zero, _case_nan_when_target_empty, _case_smoothed,
+                           _case_pooled, _case_transposed, "dice"],
+                    solution=_case_solution)
 
 
 def _biou_solution(pred, target, dilation_ratio=0.02):

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from segcourse.metrics.explore import binary_scores, soft_prediction
-from segcourse.widgets.metrics import imbalance_explorer, panoptic_explorer, perturbation_explorer, threshold_explorer
+from segcourse.widgets._explorer import DESCRIPTION_WIDTH
+from segcourse.widgets.metrics import (
+    imbalance_explorer,
+    panoptic_colours,
+    panoptic_explorer,
+    perturbation_explorer,
+    threshold_explorer,
+)
 
 
 def _disk(size=40, r=10):
@@ -57,3 +64,40 @@ def test_panoptic_explorer_updates():
 def test_bad_input_is_reported(make):
     with pytest.raises(ValueError, match="same shape"):
         make()
+
+
+def _two_cars():
+    pan = np.zeros((12, 12, 2), np.int64)          # stuff 0 everywhere
+    pan[:6, 6:] = (2, 0)                           # stuff 2 in one corner
+    pan[1:4, 1:4] = (1, 7)                         # two things of class 1, ids 7 and 9
+    pan[7:10, 1:4] = (1, 9)
+    return pan
+
+
+def test_panoptic_colours_shade_every_instance():
+    palette = [(10, 20, 30), (0, 0, 142), (200, 100, 0)]
+    pan = _two_cars()
+    rgb = panoptic_colours(pan, things=[1], palette=palette)
+    assert rgb.shape == (12, 12, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    np.testing.assert_allclose(rgb[0, 0], np.array(palette[0]) / 255)     # stuff: its class colour
+    np.testing.assert_allclose(rgb[0, 11], np.array(palette[2]) / 255)
+    assert not np.allclose(rgb[2, 2], rgb[8, 2])                          # two cars, two shades
+    assert len({tuple(rgb[y, x]) for y in range(1, 4) for x in range(1, 4)}) == 1   # one shade per instance
+    # A prediction drawn against the truth keeps each surviving id's shade; a new id gets another one.
+    pred = pan.copy()
+    pred[7:10, 1:4] = (0, 0)                       # car 9 missed
+    pred[7:9, 8:10] = (1, 12)                      # a spurious car
+    shades = panoptic_colours(pred, [1], palette, reference=pan)
+    np.testing.assert_allclose(shades[2, 2], rgb[2, 2])
+    assert not np.allclose(shades[7, 8], rgb[2, 2]) and not np.allclose(shades[7, 8], rgb[8, 2])
+    with pytest.raises(ValueError, match="H, W, 2"):
+        panoptic_colours(pan[..., 0], [1])
+
+
+def test_explorer_layout_gives_descriptions_room_and_keeps_the_aspect_ratio():
+    box = panoptic_explorer(_two_cars(), things=[1], stuffs=[0, 2], class_names=["road", "car", "sky"])
+    for name, control in box.controls.items():
+        assert control.style.description_width == DESCRIPTION_WIDTH, name
+    row = box.children[1]
+    assert row.layout.align_items == "flex-start"      # a tall table beside the figure does not stretch it
+    assert box.picture.layout.height == "auto" and box.picture.layout.object_fit == "contain"
