@@ -15,8 +15,15 @@ Every problem is a :class:`ValueError` naming the file and what was expected:
 * at construction -- an image with no mask, a mask with no image, two files with the same stem,
   a JPEG mask (lossy compression invents class ids along edges), a missing ``images/``/``masks/``;
 * when a sample is read -- an unreadable or truncated file, a mask that is not single-channel,
-  image/mask size mismatch, mask values outside ``[0, num_classes)`` other than ``ignore_index``.
+  image/mask size mismatch, mask values outside ``[0, num_classes)`` other than ``ignore_index``
+  (negative ids included: a 32-bit ``"I"`` TIFF can hold them), a mask carrying an EXIF orientation.
   ``validate()`` reads every sample once to find them all up front.
+
+EXIF orientation: a phone stores its photos sideways with an ``Orientation`` tag that viewers obey.
+Annotation tools draw the mask on the *displayed* image (Labelme applies the tag when it loads a
+photo), so :func:`read_image` applies it too (``PIL.ImageOps.exif_transpose``), and image and mask
+line up -- even for a square photo, where a sideways image would pass the size check unnoticed.
+A mask must store its pixels upright: one with an orientation tag is refused.
 
 Convention matched: torchvision's segmentation references (``references/segmentation``): image as a
 float tensor ``(3, H, W)`` in ``[0, 1]``, mask as an ``int64`` tensor ``(H, W)`` of class ids with
@@ -31,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..constants import IGNORE_INDEX
@@ -62,42 +69,74 @@ def _listing(folder: Path, extensions: tuple[str, ...], what: str, reject: tuple
     return out
 
 
+#: The EXIF tag that says how a viewer must rotate/flip the stored pixels (1 = as stored).
+EXIF_ORIENTATION = 0x0112
+
+
 def _open(path: Path, what: str) -> Image.Image:
+    """Open and decode ``path``; the caller closes the returned image (``with _open(...) as img``)."""
+    img = None
     try:
         img = Image.open(path)
         img.load()      # decodes now, so a truncated file fails here and not later
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        if img is not None:
+            img.close()
         raise ValueError(f"cannot read {what} {path}: {err}; expected a complete, readable image file") from None
     return img
 
 
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # a malformed EXIF block: treat as upright, as viewers do
+        return 1
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as ``(H, W, 3) uint8`` RGB (greyscale is repeated, alpha dropped).
+    """Read an image file as ``(H, W, 3) uint8`` RGB (greyscale is repeated, alpha dropped), upright.
+
+    An EXIF ``Orientation`` tag (phone photos) is applied, as image viewers and Labelme do, so the
+    array is the picture as displayed and annotated (``PIL.ImageOps.exif_transpose``).
 
     Raises:
         ValueError: the file is missing, unreadable or truncated, or is not 8-bit.
     """
     path = Path(path)
-    img = _open(path, "image")
-    if img.mode in ("I;16", "I", "F"):
-        raise ValueError(f"image {path} has mode {img.mode!r} (16-bit/float); expected an 8-bit RGB or greyscale image")
-    return np.array(img.convert("RGB"))
+    with _open(path, "image") as img:
+        if img.mode in ("I;16", "I", "F"):
+            raise ValueError(f"image {path} has mode {img.mode!r} (16-bit/float); expected an 8-bit RGB or greyscale image")
+        if _orientation(img) != 1:
+            upright = ImageOps.exif_transpose(img)
+            try:
+                return np.array(upright.convert("RGB"))
+            finally:
+                upright.close()
+        return np.array(img.convert("RGB"))
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a mask file as ``(H, W)`` integer class ids (``uint8`` or ``uint16``), without any conversion.
+    """Read a mask file as ``(H, W)`` integer class ids (``uint8``, ``uint16`` or, for a 32-bit "I" TIFF,
+    ``int32``), without any conversion.
 
     An indexed ("P") PNG gives its palette indices, a greyscale ("L"/"I;16") PNG its values.
 
     Raises:
-        ValueError: unreadable/truncated file, or a colour (RGB/RGBA) mask, which holds colours, not ids.
+        ValueError: unreadable/truncated file; a colour (RGB/RGBA) mask, which holds colours, not ids;
+            a mask with an EXIF orientation other than "as stored" (its pixels would be rotated against
+            the ids a viewer shows: save the mask upright, without the tag).
     """
     path = Path(path)
-    img = _open(path, "mask")
-    if img.mode not in ("P", "L", "I;16", "I", "1"):
-        raise ValueError(f"mask {path} has mode {img.mode!r}; expected a single-channel mask of class ids "
-                         f"(indexed 'P' or greyscale 'L' PNG). An RGB mask stores colours: map them to ids first")
-    arr = np.array(img)
+    with _open(path, "mask") as img:
+        if img.mode not in ("P", "L", "I;16", "I", "1"):
+            raise ValueError(f"mask {path} has mode {img.mode!r}; expected a single-channel mask of class ids "
+                             f"(indexed 'P' or greyscale 'L' PNG). An RGB mask stores colours: map them to ids first")
+        orientation = _orientation(img)
+        if orientation != 1:
+            raise ValueError(f"mask {path} carries EXIF orientation {orientation}: viewers would show it rotated or "
+                             f"flipped against its stored class ids; expected a mask saved upright without an "
+                             f"orientation tag (e.g. np.array(ImageOps.exif_transpose(img)) saved again)")
+        arr = np.array(img)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     return arr
@@ -175,9 +214,14 @@ class SegmentationFolder(Dataset):
         if image.shape[:2] != mask.shape:
             raise ValueError(f"size mismatch: image {image_path} is {image.shape[1]}x{image.shape[0]} (WxH) but mask "
                              f"{mask_path} is {mask.shape[1]}x{mask.shape[0]}; expected the same size")
-        bad = (mask >= self.num_classes) & (mask != self.ignore_index)
+        bad = ((mask < 0) | (mask >= self.num_classes)) & (mask != self.ignore_index)
         if bad.any():
             values = np.unique(mask[bad])
+            if values[0] < 0:
+                raise ValueError(f"mask {mask_path} has negative values {values[values < 0][:8].tolist()}; "
+                                 f"expected class ids 0..{self.num_classes - 1} or ignore_index={self.ignore_index} "
+                                 f"(a 32-bit 'I' mask can store negatives: was -1 meant as 'ignore'? map it to "
+                                 f"{self.ignore_index} or pass ignore_index=-1)")
             raise ValueError(f"mask {mask_path} has values {values[:8].tolist()} outside [0, {self.num_classes}); "
                              f"expected class ids 0..{self.num_classes - 1} or ignore_index={self.ignore_index}. "
                              f"(A mask saved as 0/255 needs mask // 255; a colour mask needs a colour -> id map.)")

@@ -203,3 +203,77 @@ def test_missing_folders_and_bad_arguments(tmp_path):
         SegmentationFolder(tmp_path, num_classes=0)
     with pytest.raises(TypeError, match="transform"):
         SegmentationFolder(tmp_path, num_classes=2, transform="flip")
+
+
+# ------------------------------------------------------------------------------------------ EXIF orientation
+def _exif(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation          # the Orientation tag, as a phone writes it
+    return exif
+
+
+def _stored_photo(h: int, w: int) -> np.ndarray:
+    """A photo as the sensor stored it: distinct values everywhere, a bright block in the top-left corner."""
+    photo = (np.arange(h * w * 3, dtype=np.int64).reshape(h, w, 3) % 97).astype(np.uint8)
+    photo[:3, :2] = 255
+    return photo
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_exif_orientation_is_applied_to_a_rotated_photo(tmp_path, ext):
+    # stored 16 x 24 (H x W) with Orientation 6: viewers (and Labelme) show it rotated 90° clockwise, 24 x 16
+    from segcourse.data.folder import read_image
+
+    stored = np.full((16, 24, 3), 40, np.uint8)
+    stored[:8, :8] = 255                                     # a bright block (on JPEG's 8 x 8 grid) top-left
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(stored).save(tmp_path / "images" / f"p{ext}", exif=_exif(6), quality=100)
+    displayed = np.rot90(stored, k=-1)                       # 90° clockwise: the block is now top-right
+    got = read_image(tmp_path / "images" / f"p{ext}")
+    assert got.shape == displayed.shape == (24, 16, 3)
+    np.testing.assert_array_equal(got > 128, displayed > 128)
+    # the mask drawn on the displayed photo (bright block = class 1) pairs with it
+    mask = (displayed[..., 0] > 128).astype(np.uint8)
+    save_indexed_png(tmp_path / "masks" / "p.png", mask, PALETTE)
+    image, target = SegmentationFolder(tmp_path, num_classes=2)[0]
+    assert image.shape == (3, 24, 16) and target.shape == (24, 16)
+    torch.testing.assert_close(image[0] > 0.5, target == 1)
+
+
+def test_exif_orientation_is_applied_to_a_square_photo(tmp_path):
+    # a square photo would pass the size check rotated: its pixels must still come out as displayed
+    from segcourse.data.folder import read_image
+
+    stored = _stored_photo(10, 10)
+    for orientation, displayed in ((3, np.rot90(stored, 2)), (6, np.rot90(stored, -1)), (8, np.rot90(stored, 1)),
+                                   (2, stored[:, ::-1]), (1, stored)):
+        path = tmp_path / f"o{orientation}.png"
+        Image.fromarray(stored).save(path, exif=_exif(orientation))
+        np.testing.assert_array_equal(read_image(path), displayed, err_msg=f"orientation {orientation}")
+
+
+def test_mask_with_an_exif_orientation_is_refused(tmp_path):
+    _write_pair(tmp_path, "x", 1, size=(10, 10))
+    Image.fromarray(np.ones((10, 10), np.uint8)).save(tmp_path / "masks" / "x.png", exif=_exif(6))
+    with pytest.raises(ValueError, match=r"mask .*x\.png carries EXIF orientation 6"):
+        SegmentationFolder(tmp_path, num_classes=2)[0]
+
+
+# ------------------------------------------------------------------------------------------ 32-bit masks
+def test_negative_ids_in_a_32_bit_mask_are_rejected_naming_file_and_value(tmp_path):
+    _write_pair(tmp_path, "x", 1)
+    mask = np.ones((12, 16), np.int32)
+    mask[3, 4] = -1
+    mask[5, 5] = -7
+    Image.fromarray(mask).save(tmp_path / "masks" / "x.tif")      # mode "I": 32-bit signed
+    (tmp_path / "masks" / "x.png").unlink()
+    assert Image.open(tmp_path / "masks" / "x.tif").mode == "I"
+    ds = SegmentationFolder(tmp_path, num_classes=2)
+    with pytest.raises(ValueError, match=r"mask .*x\.tif has negative values \[-7, -1\]"):
+        ds[0]
+    # a negative ignore_index is honoured, and a valid 32-bit mask reads as int64 class ids
+    mask[5, 5] = -1
+    Image.fromarray(mask).save(tmp_path / "masks" / "x.tif")
+    _, got = SegmentationFolder(tmp_path, num_classes=2, ignore_index=-1)[0]
+    assert got.dtype == torch.int64 and int(got[3, 4]) == -1 and int(got[0, 0]) == 1
