@@ -1,5 +1,5 @@
 """Checks for lesson 04 (U-Net): sizes through the U, padding instead of cropping, masks
-that keep their labels, and counting the network's parameters by hand.
+that keep their labels and their alignment, and counting the network's parameters by hand.
 
 Each check compares the learner's answer with the course's own implementation
 (:mod:`segcourse.models.unet`) on hidden cases, and says which case failed and why.
@@ -88,10 +88,34 @@ def _concat_cases():
           kind="implement",
           goal="Write the one line that makes a U-Net work on any input size: align the upsampled map to the "
                "skip by zero-padding it (never cropping the skip), then concatenate [skip, upsampled].",
-          hint="dh = skip_h - up_h, dw = skip_w - up_w; F.pad(up, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2]) "
-               "pads (left, right, top, bottom); then torch.cat([skip, up], dim=1).")
+          hint="Pad, never crop: the skip has H - h more rows than up; the top gets half of them, rounded down, "
+               "and the bottom the rest (columns likewise). F.pad lists the last dimension first. Then "
+               "concatenate along the channels, skip first.")
 def check_pad_and_concat(candidate):
     expect_callable(candidate, "pad_and_concat(up, skip)")
+    _check_concat_cases(candidate)
+    with case("inside a depth-3 U-Net on a 29 x 21 image"):
+        _check_in_a_unet(candidate)
+
+
+def _check_in_a_unet(candidate):
+    from ..models.unet import unet
+
+    torch.manual_seed(0)
+    model = unet(depth=3, base_channels=2).eval()
+    x = torch.randn(1, 3, 29, 21)  # 29 -> 14 -> 7 -> 3 and 21 -> 10 -> 5 -> 2: an odd skip at every level
+    with torch.no_grad():
+        features = model.encoder(x)
+        y = features[-1]
+        for block, skip in zip(model.decoder.blocks, reversed(features[:-1])):
+            y = block.conv(candidate(block.up(y), skip))
+        got, want = model.head(y), model(x)
+    if tuple(got.shape) != tuple(want.shape) or not torch.allclose(got, want, atol=1e-5):
+        raise CheckFailed("with your function in the decoder the U-Net's output differs from unet(...)'s on "
+                          "an odd-size image")
+
+
+def _check_concat_cases(candidate):
     for name, up, skip in _concat_cases():
         with case(name):
             got = candidate(up.clone(), skip.clone())
@@ -139,13 +163,17 @@ def _mask_cases():
     yield "two masks, down to 5 x 7", two, (5, 7)
     yield "random labels with an ignored band, up to 18 x 14", ignored, (18, 14)
     yield "odd size 13 x 11 from 12 x 12", blocks, (13, 11)
+    stripes = (torch.arange(9)[None, None, :] % 3 == 1).long().expand(1, 9, 9).clone()  # class 1 on columns 1, 4, 7
+    yield "stripes at the centre of every 3-column block, down to 3 x 3", stripes, (3, 3)
 
 
 @exercise("4.3", title="Resize a mask without inventing labels", level="core", minutes=15, kind="break-it",
           goal="See why masks are resized with nearest-neighbour interpolation (never bilinear) and stay integer "
-               "class ids (never divided by 255), then write the resize that keeps every label.",
-          hint="Masks hold class ids, not intensities: F.interpolate(mask[:, None].float(), size=size, "
-               "mode='nearest')[:, 0].long() (or mode='nearest-exact'). No /255, no bilinear.")
+               "class ids (never divided by 255), then write the resize that keeps every label and stays aligned "
+               "with the image.",
+          hint="Masks hold class ids, not intensities: copy the id of one source pixel, never mix ids (no "
+               "bilinear, no /255). Of F.interpolate's two nearest modes, 'nearest-exact' takes the pixel under each "
+               "output pixel's centre, as bilinear (align_corners=False) does; legacy 'nearest' is shifted.")
 def check_resize_mask(candidate):
     expect_callable(candidate, "resize_mask(mask, size)")
     for name, mask, size in _mask_cases():
@@ -162,12 +190,16 @@ def check_resize_mask(candidate):
                 raise CheckFailed(f"the resized mask holds label(s) {invented} that are not in the input "
                                   f"{sorted(mask.unique().tolist())}: interpolation invented classes")
             nearest = F.interpolate(mask[:, None].float(), size=size, mode="nearest")[:, 0].long()
-            if nearest.any() and not got.any():
+            exact = F.interpolate(mask[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
+            if exact.any() and not got.any():
                 raise CheckFailed("every pixel came out as class 0: was the mask divided by 255 (or cast to uint8 "
                                   "after a float operation)? Class ids must stay 0, 1, 2, ...")
-            exact = F.interpolate(mask[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
-            if not (torch.equal(got, nearest) or torch.equal(got, exact)):
-                expect_equal(got, nearest, "resized mask (compared with mode='nearest')")
+            if torch.equal(got, nearest) and not torch.equal(got, exact):
+                raise CheckFailed("the labels are right but the mask is shifted: legacy mode='nearest' takes the "
+                                  "source pixel at floor(i * in / out), from each output pixel's top-left corner, "
+                                  "while a bilinearly resized image (align_corners=False) samples at pixel centres; "
+                                  "use the centre-aligned nearest mode")
+            expect_equal(got, exact, "resized mask (compared with mode='nearest-exact')")
 
 
 # ------------------------------------------------------------------------------------------

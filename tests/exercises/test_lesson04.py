@@ -3,10 +3,11 @@ plausible wrong answers and passes on the solution (as written in solutions/04_u
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from segcourse.exercises.registry import get, learner_stub, run_check, verify_exercise
+from segcourse.exercises.registry import CheckFailed, get, learner_stub, run_check, verify_exercise
 from segcourse.models.unet import pad_to, unet
 
 
@@ -65,10 +66,25 @@ def _naive_cat(up, skip):
     return torch.cat([skip, up], dim=1)  # raises on odd sizes: reported as a failed case
 
 
+def _pads_only_the_height(up, skip):  # right on every case where only the height differs
+    dh = skip.shape[-2] - up.shape[-2]
+    return torch.cat([skip, F.pad(up, [0, 0, dh // 2, dh - dh // 2])], dim=1)
+
+
 def test_4_2_pad_and_concat():
     verify_exercise("4.2", stub=learner_stub,
-                    wrong=[_crop_skip, _wrong_order, _all_padding_at_the_start, _interpolate_instead, _naive_cat],
+                    wrong=[_crop_skip, _wrong_order, _all_padding_at_the_start, _interpolate_instead, _naive_cat,
+                           _pads_only_the_height],
                     solution=pad_and_concat)
+
+
+def test_4_2_the_u_net_case_catches_a_function_that_only_passes_the_shapes():
+    from segcourse.exercises.lesson04 import _check_in_a_unet
+
+    _check_in_a_unet(pad_and_concat)  # the solution passes
+    zeros = lambda up, skip: torch.cat([skip, torch.zeros_like(skip[:, :1]).expand(-1, up.shape[1], -1, -1)], dim=1)  # noqa: E731
+    with pytest.raises(CheckFailed, match="differs"):
+        _check_in_a_unet(zeros)
 
 
 def test_4_2_messages_name_the_mistake():
@@ -86,6 +102,10 @@ def test_4_2_solution_is_what_the_decoder_does():
 # ---------------------------------------------------------------- 4.3
 
 def resize_mask(mask, size):
+    return F.interpolate(mask[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
+
+
+def _legacy_nearest(mask, size):  # keeps the labels, but samples at each output pixel's top-left corner
     return F.interpolate(mask[:, None].float(), size=size, mode="nearest")[:, 0].long()
 
 
@@ -94,19 +114,20 @@ def _bilinear(mask, size):
 
 
 def _divided_by_255(mask, size):
-    return (F.interpolate(mask[:, None].float() / 255, size=size, mode="nearest")[:, 0]).long()
+    return (F.interpolate(mask[:, None].float() / 255, size=size, mode="nearest-exact")[:, 0]).long()
 
 
 def _keeps_float(mask, size):
-    return F.interpolate(mask[:, None].float(), size=size, mode="nearest")[:, 0]
+    return F.interpolate(mask[:, None].float(), size=size, mode="nearest-exact")[:, 0]
 
 
 def _transposed(mask, size):  # (W, H) instead of (H, W)
-    return F.interpolate(mask[:, None].float(), size=size[::-1], mode="nearest")[:, 0].long()
+    return F.interpolate(mask[:, None].float(), size=size[::-1], mode="nearest-exact")[:, 0].long()
 
 
 def test_4_3_resize_mask():
-    verify_exercise("4.3", stub=learner_stub, wrong=[_bilinear, _divided_by_255, _keeps_float, _transposed],
+    verify_exercise("4.3", stub=learner_stub,
+                    wrong=[_bilinear, _divided_by_255, _keeps_float, _transposed, _legacy_nearest],
                     solution=resize_mask)
 
 
@@ -114,8 +135,16 @@ def test_4_3_messages_name_the_mistake():
     assert "invented" in run_check("4.3", _bilinear).message
     assert "255" in run_check("4.3", _divided_by_255).message
     assert "int64" in run_check("4.3", _keeps_float).message
-    nearest_exact = lambda m, s: F.interpolate(m[:, None].float(), size=s, mode="nearest-exact")[:, 0].long()  # noqa: E731
-    assert run_check("4.3", nearest_exact).passed
+    assert "shifted" in run_check("4.3", _legacy_nearest).message
+
+
+def test_4_3_nearest_exact_samples_where_bilinear_does():
+    # 9 -> 3 pixels: bilinear (align_corners=False) samples source positions (i + 0.5) * 3 - 0.5 = 1, 4, 7;
+    # nearest-exact takes floor((i + 0.5) * 3) = 1, 4, 7; legacy nearest floor(i * 3) = 0, 3, 6
+    row = torch.arange(9.0).view(1, 1, 9)
+    assert F.interpolate(row, size=3, mode="linear").flatten().tolist() == [1.0, 4.0, 7.0]
+    assert F.interpolate(row, size=3, mode="nearest-exact").flatten().tolist() == [1.0, 4.0, 7.0]
+    assert F.interpolate(row, size=3, mode="nearest").flatten().tolist() == [0.0, 3.0, 6.0]
 
 
 # ---------------------------------------------------------------- 4.4

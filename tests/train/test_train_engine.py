@@ -286,6 +286,24 @@ def test_lesson04_hand_written_epoch_equals_train_one_epoch_on_cpu():
         torch.testing.assert_close(value, results[1][1][key], rtol=1e-6, atol=1e-7)
 
 
+def test_lesson04_notebook_still_has_the_tested_loop():
+    import inspect
+    import json
+    from pathlib import Path
+
+    notebook = Path(__file__).resolve().parents[2] / "solutions" / "04_unet.ipynb"
+    cells = ["".join(c["source"]) for c in json.loads(notebook.read_text(encoding="utf-8"))["cells"]]
+    loop = next((c for c in cells if "scaler.scale(loss).backward()" in c), None)
+    assert loop is not None, "lesson 04 lost its hand-written epoch"
+    body = inspect.getsource(_lesson04_hand_written_epoch)
+    for line in ("with torch.autocast(device.type, dtype=torch.float16, enabled=gpu):",
+                 "loss = loss_fn(model(images), target)", "optimizer.zero_grad(set_to_none=True)",
+                 "scaler.scale(loss).backward()", "scaler.step(optimizer)", "scaler.update()",
+                 "scaler = torch.amp.GradScaler(device.type, enabled=gpu)",
+                 "images = images.to(device, non_blocking=True, memory_format=layout)"):
+        assert line in loop and line in body, line
+
+
 def test_gradient_accumulation_equals_a_larger_batch():
     images, target = tiny_data(n=16)
     runs = []
