@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import socket
 import struct
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from PIL import Image
 
 from segcourse.data.coco import rle_to_mask
 from segcourse.deploy import export_onnx
+from segcourse.deploy.load import ServiceProcess, free_port
 from segcourse.deploy.service import load_predictor, predict_mask
 from segcourse.models.unet import unet
 from segcourse.train import save_checkpoint
@@ -39,48 +39,12 @@ CLASSES = ["ground", "building"]
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
-class Server:
-    """``python -m segcourse serve`` in a subprocess; :meth:`stop` ends it by its PID."""
-
-    def __init__(self, model: Path, *options: str, log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "SEGCOURSE_MODE": "smoke"}
-        self.log = log
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "segcourse", "serve", str(model), "--host", "127.0.0.1",
-                                      "--port", str(self.port), "--threads", "1", *options],
-                                     cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:                       # bounded wait for /health
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("the server did not answer /health within 90 s")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self._log.close()
+def Server(model: Path, *options: str, log: Path) -> ServiceProcess:
+    """``python -m segcourse serve`` on 127.0.0.1 and a free port; ``.stop()`` ends it by its PID."""
+    return ServiceProcess(model, *options, log=log)
 
 
 @pytest.fixture(scope="module")
