@@ -9,13 +9,24 @@ megabytes to a few gigabytes. Three things go wrong in practice, and each has a 
   on one file system. A failure deletes the ``.part`` file, so ``NAME`` is either absent or
   complete and verified -- never truncated.
 * **A wrong or unknown checksum.** SHA-256 is the check; an MD5 is accepted where that is all the
-  dataset's publisher (or torchvision, which pins them) gives. With no checksum at all the
-  download still runs, but only after a loud :class:`UnverifiedDownloadWarning` that prints the
-  SHA-256 it computed so you can pin it (``--sha256`` on the command line).
+  dataset's publisher (or torchvision, which pins them) gives. A download over the network
+  (http, https, ftp) with no checksum at all is refused (:class:`UnverifiedDownloadError`) unless
+  you allow it explicitly (``allow_unverified=True``, ``--allow-unverified`` on the command line);
+  then, and for a local file or ``file://`` URL without a checksum, it runs after a loud
+  :class:`UnverifiedDownloadWarning` that prints the SHA-256 it computed so you can pin it
+  (``--sha256`` on the command line).
 * **An archive that writes outside its folder** ("zip slip", CVE-2007-4559 for tar): members with
   absolute paths, ``..`` components, drive letters, links pointing outside the target, device
   files. :func:`safe_extract` checks *every* member before writing anything, extracts into a
   temporary sibling folder, and renames it into place only when everything succeeded.
+* **An archive bomb**: a few kilobytes that unpack to terabytes, or to millions of empty files.
+  The sizes and the number of members are summed from the archive's index before anything is
+  written and checked against :data:`MAX_TOTAL_BYTES` and :data:`MAX_MEMBERS` (generous for the
+  course's datasets; raise them per call with ``max_total_bytes=`` / ``max_members=``).
+
+On Python builds without PEP 706's extraction filters (``tarfile.data_filter`` arrived in 3.10.12
+and 3.11.4, while the package supports every 3.10), tar members are written by our own loop, which
+creates only regular files, folders and the checked links, with no owner, setuid or device bits.
 
 Everything works with local paths and ``file://`` URLs, which is how the tests (and learners
 who downloaded an archive with their browser) use it offline.
@@ -42,9 +53,17 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 __all__ = [
-    "ChecksumError", "IncompleteDownloadError", "UnsafeArchiveError", "UnverifiedDownloadWarning",
+    "ChecksumError", "IncompleteDownloadError", "UnsafeArchiveError", "UnverifiedDownloadError",
+    "UnverifiedDownloadWarning", "ArchiveTooLargeError", "MAX_MEMBERS", "MAX_TOTAL_BYTES",
     "download", "file_digest", "safe_extract", "check_archive_members",
 ]
+
+#: Default limit on the number of members of an archive (Pascal VOC 2012, the largest recipe, has
+#: about 60,000); more is treated as an archive bomb. Pass ``max_members=`` to allow more.
+MAX_MEMBERS: int = 500_000
+#: Default limit on the total uncompressed size of an archive's members, in bytes (64 GiB; VOC 2012
+#: unpacks to about 4 GB). Pass ``max_total_bytes=`` to allow more.
+MAX_TOTAL_BYTES: int = 64 * 1024 ** 3
 
 _CHUNK = 1 << 20
 
@@ -61,8 +80,23 @@ class UnsafeArchiveError(ValueError):
     """An archive member would be written outside the target folder, or is a device/special file."""
 
 
+class ArchiveTooLargeError(UnsafeArchiveError):
+    """An archive declares more members or more uncompressed bytes than the limits allow (an archive bomb?)."""
+
+
 class UnverifiedDownloadWarning(UserWarning):
     """A file was downloaded with no checksum to verify it against."""
+
+
+class UnverifiedDownloadError(ValueError):
+    """A network download with no checksum, and no explicit ``allow_unverified=True``."""
+
+
+_NETWORK_SCHEMES = ("http", "https", "ftp")
+
+
+def _is_network(source: str | os.PathLike) -> bool:
+    return urllib.parse.urlparse(os.fspath(source)).scheme.lower() in _NETWORK_SCHEMES
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
@@ -113,7 +147,8 @@ def _verify(path: Path, sha256: str | None, md5: str | None, what: str) -> None:
 
 
 def download(source: str | os.PathLike, dest: str | os.PathLike, *, sha256: str | None = None,
-             md5: str | None = None, timeout: float = 60.0, progress: bool = True) -> Path:
+             md5: str | None = None, timeout: float = 60.0, progress: bool = True,
+             allow_unverified: bool = False) -> Path:
     """Fetch ``source`` to ``dest`` atomically and verify it.
 
     Args:
@@ -126,6 +161,8 @@ def download(source: str | os.PathLike, dest: str | os.PathLike, *, sha256: str 
             publishers give nothing stronger.
         timeout: seconds to wait for the server.
         progress: show a tqdm progress bar.
+        allow_unverified: fetch an ``http(s)``/``ftp`` URL even with neither checksum (it is refused
+            otherwise). Local paths and ``file://`` URLs never need it: they still warn.
 
     Returns:
         ``dest`` as a ``Path``.
@@ -134,6 +171,8 @@ def download(source: str | os.PathLike, dest: str | os.PathLike, *, sha256: str 
         ChecksumError: the bytes do not match; nothing is left at ``dest`` or ``dest.part``.
         IncompleteDownloadError: fewer bytes arrived than the server announced; nothing is left.
         FileNotFoundError: a local ``source`` does not exist.
+        UnverifiedDownloadError: a network ``source`` with no checksum and no ``allow_unverified``;
+            nothing is fetched.
 
     Warns:
         UnverifiedDownloadWarning: neither checksum was given; the message contains the computed
@@ -142,6 +181,11 @@ def download(source: str | os.PathLike, dest: str | os.PathLike, *, sha256: str 
     sha256 = _normalise_hex(sha256, 64, "sha256")
     md5 = _normalise_hex(md5, 32, "md5")
     dest = Path(dest)
+    if sha256 is None and md5 is None and not allow_unverified and _is_network(source):
+        raise UnverifiedDownloadError(
+            f"{source}: no checksum to verify {dest.name} against, so it was not downloaded. Pin its SHA-256 "
+            f"(sha256=..., --sha256 {dest.name}=HEX), download it yourself and pass the file or folder "
+            f"(--source), or accept an unverified download explicitly (allow_unverified=True, --allow-unverified)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() and (sha256 or md5):
         try:
@@ -219,12 +263,47 @@ def _link_problem(member_dir: str, link_target: str, root: Path, *, hard: bool) 
     return None
 
 
-def check_archive_members(archive: str | os.PathLike, root: str | os.PathLike) -> list[str]:
+def _limits(max_members: int | None, max_total_bytes: int | None) -> tuple[int, int]:
+    members = MAX_MEMBERS if max_members is None else max_members
+    total = MAX_TOTAL_BYTES if max_total_bytes is None else max_total_bytes
+    for name, value in (("max_members", members), ("max_total_bytes", total)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return members, total
+
+
+class _Budget:
+    """Running count of members and declared bytes, failing as soon as a limit is passed."""
+
+    def __init__(self, archive: Path, max_members: int, max_total_bytes: int):
+        self.archive, self.max_members, self.max_total_bytes = archive, max_members, max_total_bytes
+        self.members = self.bytes = 0
+
+    def add(self, name: str, size: int) -> None:
+        self.members += 1
+        self.bytes += max(int(size), 0)
+        if self.members > self.max_members:
+            raise ArchiveTooLargeError(
+                f"{self.archive.name}: more than {self.max_members:,} members (at {name!r}); an archive bomb? "
+                f"Nothing was extracted. If the archive is genuine, pass max_members= a larger limit")
+        if self.bytes > self.max_total_bytes:
+            raise ArchiveTooLargeError(
+                f"{self.archive.name}: members unpack to more than {self.max_total_bytes:,} bytes (at {name!r}); "
+                f"an archive bomb? Nothing was extracted. If the archive is genuine, pass max_total_bytes= "
+                f"a larger limit")
+
+
+def check_archive_members(archive: str | os.PathLike, root: str | os.PathLike, *, max_members: int | None = None,
+                          max_total_bytes: int | None = None) -> list[str]:
     """Check every member of a tar or zip archive before anything is extracted.
 
     Args:
         archive: a ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``, ``.tar.xz`` or ``.zip`` file.
         root: the folder it would be extracted into.
+        max_members: the most members allowed (``None``: :data:`MAX_MEMBERS`).
+        max_total_bytes: the most uncompressed bytes allowed, summed over the members' declared
+            sizes (``None``: :data:`MAX_TOTAL_BYTES`). Extraction never writes more than declared:
+            ``zipfile`` stops at each member's declared size and a tar member's size is exact.
 
     Returns:
         The member names, in archive order.
@@ -232,14 +311,17 @@ def check_archive_members(archive: str | os.PathLike, root: str | os.PathLike) -
     Raises:
         UnsafeArchiveError: naming the first offending member: absolute path, ``..`` component,
             drive letter, a symlink or hard link that points outside ``root``, or a device/FIFO file.
-        ValueError: the file is not a readable tar or zip archive (corrupt or truncated).
+        ArchiveTooLargeError: (a subclass of it) more members or bytes than the limits.
+        ValueError: the file is not a readable tar or zip archive (corrupt or truncated), or a bad limit.
     """
     archive = Path(archive)
     root = Path(root).resolve()
+    budget = _Budget(archive, *_limits(max_members, max_total_bytes))
     names: list[str] = []
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
+                budget.add(info.filename, info.file_size)
                 problem = _member_problem(info.filename, root)
                 mode = (info.external_attr >> 16) & 0o170000
                 if problem is None and mode == 0o120000:  # a symlink stored in a zip
@@ -252,7 +334,8 @@ def check_archive_members(archive: str | os.PathLike, root: str | os.PathLike) -
         return names
     try:
         with tarfile.open(archive) as tf:
-            for member in tf.getmembers():
+            for member in tf:  # streamed: a bomb of members fails at the limit, not after listing them all
+                budget.add(member.name, member.size if member.isfile() else 0)
                 problem = _member_problem(member.name, root)
                 if problem is None and (member.issym() or member.islnk()):
                     problem = _link_problem(str(PurePosixPath(member.name).parent), member.linkname, root,
@@ -267,6 +350,42 @@ def check_archive_members(archive: str | os.PathLike, root: str | os.PathLike) -
         raise ValueError(f"{archive}: not a readable tar or zip archive ({type(exc).__name__}: {exc}); "
                          f"it is corrupt or truncated -- delete it and download it again") from exc
     return names
+
+
+def _has_extraction_filters() -> bool:
+    """Whether this Python's ``tarfile`` has PEP 706 filters (3.10.12+, 3.11.4+, 3.12+)."""
+    return hasattr(tarfile, "data_filter")
+
+
+def _extract_tar_checked(tf: tarfile.TarFile, root: Path) -> None:
+    """Extract the already checked members of ``tf`` into ``root`` without ``tarfile``'s own writer.
+
+    The fallback for Pythons without extraction filters: regular files are copied from
+    ``extractfile`` with mode ``0o644`` (``0o755`` when executable), folders made with the default
+    mode, symlinks re-created and hard links copied (both were checked to stay inside ``root``);
+    owners, setuid/setgid bits and timestamps are not restored, device files never reach here.
+    """
+    root = root.resolve()
+    for member in tf:
+        target = root / member.name.replace("\\", "/")
+        if member.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if member.issym():
+            if target.is_symlink() or target.exists():
+                target.unlink()
+            os.symlink(member.linkname, target)
+        elif member.islnk():
+            source = root / member.linkname.replace("\\", "/")
+            shutil.copyfile(source, target)
+        elif member.isfile():
+            stream = tf.extractfile(member)
+            with stream, open(target, "wb") as out:
+                shutil.copyfileobj(stream, out, _CHUNK)
+            os.chmod(target, 0o755 if member.mode & 0o100 else 0o644)
+        else:  # devices and FIFOs were refused by check_archive_members
+            raise UnsafeArchiveError(f"member {member.name!r} is not a file, folder or link")
 
 
 @contextmanager
@@ -290,23 +409,28 @@ def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Extract a tar or zip archive into ``dest`` atomically, refusing unsafe members.
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, overwrite: bool = False,
+                 max_members: int | None = None, max_total_bytes: int | None = None) -> Path:
+    """Extract a tar or zip archive into ``dest`` atomically, refusing unsafe members and archive bombs.
 
-    Every member is checked first (:func:`check_archive_members`); the archive is then
-    extracted into a temporary folder beside ``dest`` and renamed to ``dest`` only when the
-    whole extraction succeeded. A corrupt archive or an unsafe member leaves no ``dest``.
+    Every member is checked first (:func:`check_archive_members`, which also enforces the size
+    limits); the archive is then extracted into a temporary folder beside ``dest`` and renamed to
+    ``dest`` only when the whole extraction succeeded. A corrupt archive, an unsafe member or an
+    archive over the limits leaves no ``dest``.
 
     Args:
         archive: the archive file.
         dest: the folder to create (must not exist unless ``overwrite``).
         overwrite: replace an existing ``dest``.
+        max_members: the most members allowed (``None``: :data:`MAX_MEMBERS`).
+        max_total_bytes: the most uncompressed bytes allowed (``None``: :data:`MAX_TOTAL_BYTES`).
 
     Returns:
         ``dest`` as a ``Path``.
 
     Raises:
         UnsafeArchiveError: a member would escape ``dest`` or is a special file.
+        ArchiveTooLargeError: more members or uncompressed bytes than the limits.
         ValueError: the archive is corrupt or truncated.
         FileExistsError: ``dest`` exists and ``overwrite`` is False.
     """
@@ -314,15 +438,18 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, overwri
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists; pass overwrite=True to replace it")
     with atomic_directory(dest) as tmp:
-        check_archive_members(archive, tmp)
+        check_archive_members(archive, tmp, max_members=max_members, max_total_bytes=max_total_bytes)
         try:
             if zipfile.is_zipfile(archive):
                 with zipfile.ZipFile(archive) as zf:
                     zf.extractall(tmp)
             else:
                 with tarfile.open(archive) as tf:
-                    # Our own checks above; the 'data' filter (PEP 706) is a second line of defence.
-                    tf.extractall(tmp, filter="data")
+                    if _has_extraction_filters():
+                        # Our own checks above; the 'data' filter (PEP 706) is a second line of defence.
+                        tf.extractall(tmp, filter="data")
+                    else:
+                        _extract_tar_checked(tf, tmp)
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
             raise ValueError(f"{archive}: extraction failed ({type(exc).__name__}: {exc}); the archive is "
                              f"corrupt or truncated -- delete it and download it again") from exc

@@ -32,16 +32,20 @@ which :class:`segcourse.data.SegmentationFolder` reads (pairing files by stem).
 Safety, in the order things happen (:mod:`segcourse.data.download` does the work):
 
 1. every file is downloaded to ``NAME.part`` and renamed only when complete and its checksum
-   matches (SHA-256 where we have one; the MD5 that torchvision pins where that is all there is;
-   ``sha256=None`` runs only after a loud :class:`~segcourse.data.download.UnverifiedDownloadWarning`
-   that prints the hash to pin with ``--sha256``);
+   matches (SHA-256 where we have one; the MD5 that torchvision pins where that is all there is).
+   A file with no checksum at all (ISBI 2012's) is not downloaded over the network unless you ask
+   for it (``allow_unverified=True``, ``--allow-unverified``), and then only after a loud
+   :class:`~segcourse.data.download.UnverifiedDownloadWarning` that prints the hash to pin with
+   ``--sha256``; files you pass with ``--source`` get the same warning;
 2. archives are checked member by member (no absolute paths, ``..``, links out of the folder,
-   device files) before anything is written, and extracted into a temporary folder renamed into
-   place;
+   device files; at most :data:`~segcourse.data.download.MAX_MEMBERS` members and
+   :data:`~segcourse.data.download.MAX_TOTAL_BYTES` uncompressed bytes) before anything is
+   written, and extracted into a temporary folder renamed into place;
 3. the conversion writes into a hidden temporary folder that is renamed to ``NAME/`` only when
    every file was written, so an interrupted conversion leaves nothing that looks complete.
 
-Command line: ``python -m segcourse data prepare oxford_pet [--source DIR_OR_ARCHIVE] [--sha256 FILE=HEX]``
+Command line: ``python -m segcourse data prepare oxford_pet [--source DIR_OR_ARCHIVE] [--sha256 FILE=HEX]
+[--allow-unverified]``
 (also ``python -m segcourse.data.recipes ...``).
 
 References:
@@ -222,7 +226,8 @@ def convert_oxford_pet(raw: Path, out: Path) -> dict:
         stem = path.stem
         if stem not in by_stem:
             raise ValueError(f"{path}: trimap without an image (looked for {stem}.jpg in {images})")
-        trimap = np.asarray(Image.open(path))
+        with Image.open(path) as pil:
+            trimap = np.asarray(pil)
         if trimap.ndim == 3:
             trimap = trimap[..., 0]
         _check_values(trimap, (1, 2, 3), path)
@@ -342,8 +347,10 @@ def convert_massachusetts(raw: Path, out: Path) -> dict:
     for split, pairs in sorted(_massachusetts_pairs(raw).items()):
         for photo_path, map_path in pairs:
             try:
-                photo = np.asarray(Image.open(photo_path).convert("RGB"))
-                label = np.asarray(Image.open(map_path))
+                with Image.open(photo_path) as pil:
+                    photo = np.asarray(pil.convert("RGB"))
+                with Image.open(map_path) as pil:
+                    label = np.asarray(pil)
             except OSError as exc:
                 raise ValueError(f"{photo_path} / {map_path}: unreadable or truncated TIFF ({exc})") from exc
             if label.ndim == 3:
@@ -431,8 +438,9 @@ def convert_voc2012(raw: Path, out: Path) -> dict:
 # ---------------------------------------------------------------------------------------- the table
 # Checksums: the MD5s are the ones torchvision pins in its OxfordIIITPet and VOCSegmentation classes.
 # We have not verified SHA-256 values ourselves, so none is listed (never invent one): the download
-# then runs on the MD5, or, where there is none (ISBI, Massachusetts), only with a loud warning that
-# prints the computed SHA-256 -- pin it with ``--sha256 FILE=HEX`` once checked against a trusted copy.
+# then runs on the MD5, or, where there is none (ISBI; Massachusetts is manual), only with
+# --allow-unverified and a loud warning that prints the computed SHA-256 -- pin it with
+# ``--sha256 FILE=HEX`` once checked against a trusted copy.
 RECIPES: dict[str, Recipe] = {
     "oxford_pet": Recipe(
         name="oxford_pet", title="Oxford-IIIT Pet (trimaps)", homepage="https://www.robots.ox.ac.uk/~vgg/data/pets/",
@@ -502,7 +510,8 @@ def _source_for(remote: RemoteFile, source: str | os.PathLike | None, n_files: i
 
 
 def prepare(name: str, *, root: str | os.PathLike | None = None, source: str | os.PathLike | None = None,
-            sha256: Mapping[str, str] | None = None, force: bool = False, progress: bool = True) -> Path:
+            sha256: Mapping[str, str] | None = None, force: bool = False, progress: bool = True,
+            allow_unverified: bool = False) -> Path:
     """Download (or take from ``source``), verify, extract and convert one real dataset.
 
     Args:
@@ -515,6 +524,10 @@ def prepare(name: str, *, root: str | os.PathLike | None = None, source: str | o
         sha256: ``{filename: hex}`` overrides the recipe's checksums (``--sha256 FILE=HEX``).
         force: rebuild even if ``root/NAME`` is complete.
         progress: show download progress bars.
+        allow_unverified: download a file with no checksum (``isbi2012``'s) over the network anyway,
+            after a loud warning that prints its SHA-256. Without it such a download is refused
+            (:class:`~segcourse.data.download.UnverifiedDownloadError`): pin the file with ``sha256=``
+            or pass it with ``source=``.
 
     Returns:
         The dataset folder.
@@ -554,7 +567,8 @@ def prepare(name: str, *, root: str | os.PathLike | None = None, source: str | o
         for remote in recipe.files:
             path = download(_source_for(remote, source, len(recipe.files)), downloads / remote.filename,
                             sha256=overrides.get(remote.filename, remote.sha256),
-                            md5=None if remote.filename in overrides else remote.md5, progress=progress)
+                            md5=None if remote.filename in overrides else remote.md5, progress=progress,
+                            allow_unverified=allow_unverified)
             target = raw / f"{remote.filename}.contents"
             if _is_archive(remote.filename):
                 safe_extract(path, target, overwrite=True)
@@ -582,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sha256", action="append", default=[], metavar="FILE=HEX",
                         help="pin or override a file's SHA-256 (repeatable)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the dataset is already converted")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="download a file that has no checksum over the network anyway (it is refused otherwise)")
     args = parser.parse_args(argv)
     pins = {}
     for item in args.sha256:
@@ -590,7 +606,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         key, value = item.split("=", 1)
         pins[key] = value
     try:
-        out = prepare(args.name, root=args.root, source=args.source, sha256=pins, force=args.force)
+        out = prepare(args.name, root=args.root, source=args.source, sha256=pins, force=args.force,
+                      allow_unverified=args.allow_unverified)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,11 @@ from segcourse.data.paths import repo_root, variant_name
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
+def _load(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.array(image)
+
+
 def _tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -39,7 +44,7 @@ def test_layout_and_round_trip_through_segmentation_folder(data_root):
         image, mask = ds[i]
         np.testing.assert_array_equal((image.numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8), s.image)
         np.testing.assert_array_equal(mask.numpy(), s.mask)
-        inst = np.array(Image.open(folder / "instances" / f"{i:05d}.png"))
+        inst = _load(folder / "instances" / f"{i:05d}.png")
         assert inst.dtype == np.uint16
         np.testing.assert_array_equal(inst, s.instances)
 
@@ -76,8 +81,8 @@ def test_coco_instances_decode_with_pycocotools_to_the_instance_maps(data_root, 
     for image_id in coco.getImgIds():
         info = coco.loadImgs(image_id)[0]
         stem = Path(info["file_name"]).stem
-        instances = np.array(Image.open(folder / "instances" / f"{stem}.png"))
-        semantic = np.array(Image.open(folder / "masks" / f"{stem}.png"))
+        instances = _load(folder / "instances" / f"{stem}.png")
+        semantic = _load(folder / "masks" / f"{stem}.png")
         anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
         assert len(anns) == int(instances.max())
         rebuilt = np.zeros_like(semantic)
@@ -120,7 +125,7 @@ def test_street_panoptic_png_and_segments_info_agree_with_the_sample(data_root):
     assert {c["id"]: c["isthing"] for c in pan["categories"]} == {i: int(i in info.things) for i in range(7)}
     for i, ann in enumerate(pan["annotations"]):
         s = generate("street", SPLIT_OFFSETS["val"] + i, size=64)
-        ids = panoptic_ids(np.array(Image.open(folder / "panoptic" / ann["file_name"])))
+        ids = panoptic_ids(_load(folder / "panoptic" / ann["file_name"]))
         assert 0 not in ids                                            # every pixel belongs to a segment
         assert sorted(seg["id"] for seg in ann["segments_info"]) == np.unique(ids).tolist()
         for seg in ann["segments_info"]:

@@ -268,7 +268,8 @@ def test_negative_ids_in_a_32_bit_mask_are_rejected_naming_file_and_value(tmp_pa
     mask[5, 5] = -7
     Image.fromarray(mask).save(tmp_path / "masks" / "x.tif")      # mode "I": 32-bit signed
     (tmp_path / "masks" / "x.png").unlink()
-    assert Image.open(tmp_path / "masks" / "x.tif").mode == "I"
+    with Image.open(tmp_path / "masks" / "x.tif") as written:
+        assert written.mode == "I"
     ds = SegmentationFolder(tmp_path, num_classes=2)
     with pytest.raises(ValueError, match=r"mask .*x\.tif has negative values \[-7, -1\]"):
         ds[0]

@@ -19,7 +19,8 @@ from segcourse.constants import IGNORE_INDEX
 from segcourse.data import download as dl
 from segcourse.data import recipes
 from segcourse.data.download import (ChecksumError, IncompleteDownloadError, UnsafeArchiveError,
-                                     UnverifiedDownloadWarning, download, file_digest, safe_extract)
+                                     UnverifiedDownloadError, UnverifiedDownloadWarning, download, file_digest,
+                                     safe_extract)
 from segcourse.data.recipes import RECIPES, prepare, read_split
 
 RNG = np.random.default_rng(0)
@@ -48,6 +49,16 @@ def _tar(path: Path, members: dict[str, bytes], mode="w:gz") -> Path:
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
     return path
+
+
+def _load(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def _mode(path: Path) -> str:
+    with Image.open(path) as image:
+        return image.mode
 
 
 def _sha(path: Path) -> str:
@@ -82,10 +93,10 @@ def pet_source(tmp_path):
 def test_oxford_pet_trimaps_become_classes_with_ignored_border(tmp_path, pet_source):
     src, pins = pet_source
     out = prepare("oxford_pet", root=tmp_path / "data", source=src, sha256=pins, progress=False)
-    mask = np.asarray(Image.open(out / "masks" / "Abyssinian_1.png"))
+    mask = _load(out / "masks" / "Abyssinian_1.png")
     want = np.select([TRIMAP == 1, TRIMAP == 2], [1, 0], IGNORE_INDEX)     # 1 pet, 2 background, 3 border
     assert np.array_equal(mask, want)
-    assert Image.open(out / "masks" / "Abyssinian_1.png").mode == "P"
+    assert _mode(out / "masks" / "Abyssinian_1.png") == "P"
     # the JPEG is copied byte for byte, not re-compressed
     with tarfile.open(src / "images.tar.gz") as tf:
         original = tf.extractfile("images/Abyssinian_1.jpg").read()
@@ -172,8 +183,8 @@ def test_isbi_stacks_split_into_slices(tmp_path):
         out = prepare("isbi2012", root=tmp_path / "data", source=src, progress=False)
     assert sorted(p.stem for p in (out / "masks").iterdir()) == [f"slice_{k:02d}" for k in range(9)]
     for k in range(9):
-        assert np.array_equal(np.asarray(Image.open(out / "images" / f"slice_{k:02d}.png")), volume[k])
-        assert np.array_equal(np.asarray(Image.open(out / "masks" / f"slice_{k:02d}.png")), labels[k] == 0)
+        assert np.array_equal(_load(out / "images" / f"slice_{k:02d}.png"), volume[k])
+        assert np.array_equal(_load(out / "masks" / f"slice_{k:02d}.png"), labels[k] == 0)
     # labels: 255 = cell -> 0, 0 = membrane -> 1; the last 6 slices (default) are held out as val
     assert read_split(out, "train") == ["slice_00", "slice_01", "slice_02"]
     assert len(read_split(out, "val")) == 6
@@ -231,12 +242,12 @@ def test_massachusetts_layouts(tmp_path, layout):
                     zf.writestr(f"tiff/{folder}/2267{split}_15.{ext}", buf.getvalue())
     out = prepare("massachusetts_buildings", root=tmp_path / "data", source=src, progress=False)
     stem = read_split(out, "train")[0]
-    mask = np.asarray(Image.open(out / "masks" / f"{stem}.png"))
+    mask = _load(out / "masks" / f"{stem}.png")
     want = (label > 127).astype(np.uint8)
     want[0, :3] = IGNORE_INDEX
     assert np.array_equal(mask, want)
     assert len(read_split(out, "val")) == 1
-    assert np.array_equal(np.asarray(Image.open(out / "images" / f"{stem}.png")), photo)
+    assert np.array_equal(_load(out / "images" / f"{stem}.png"), photo)
 
 
 def test_massachusetts_needs_a_source_and_reports_orphans(tmp_path):
@@ -461,3 +472,53 @@ def test_atomic_directory_replaces_on_success_and_leaves_dest_on_failure(tmp_pat
         (tmp / "new.txt").write_text("new")
     assert [p.name for p in dest.iterdir()] == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left
+
+
+# ------------------------------------------------------------------------------------ unverified network downloads
+def _serve(monkeypatch, data: bytes) -> list[str]:
+    """Pretend every URL serves ``data``; returns the list of URLs actually opened."""
+    opened = []
+
+    def fake_open(source, timeout):
+        opened.append(str(source))
+        return io.BytesIO(data), len(data)
+
+    monkeypatch.setattr(dl, "_open_source", fake_open)
+    return opened
+
+
+def test_network_download_without_checksum_needs_an_explicit_flag(tmp_path, monkeypatch, capsys):
+    opened = _serve(monkeypatch, b"payload")
+    dest = tmp_path / "d" / "train-volume.tif"
+    with pytest.raises(UnverifiedDownloadError, match=r"no checksum .*--sha256 train-volume.tif=HEX.*--allow-unverified"):
+        download("http://example.invalid/train-volume.tif", dest, progress=False)
+    assert opened == [] and not dest.exists() and not dest.with_name(dest.name + ".part").exists()
+    with pytest.warns(UnverifiedDownloadWarning):
+        download("http://example.invalid/train-volume.tif", dest, progress=False, allow_unverified=True)
+    assert dest.read_bytes() == b"payload" and hashlib.sha256(b"payload").hexdigest() in capsys.readouterr().err
+    # with a checksum no flag is needed (and no warning)
+    other = tmp_path / "d" / "pinned.tif"
+    download("https://example.invalid/pinned.tif", other, sha256=hashlib.sha256(b"payload").hexdigest(), progress=False)
+    assert other.read_bytes() == b"payload"
+
+
+def test_isbi_recipe_refuses_an_unchecked_http_download_unless_allowed(tmp_path, monkeypatch):
+    assert all(f.url.startswith("http://") and f.sha256 is None and f.md5 is None for f in RECIPES["isbi2012"].files)
+    _tif_stack(tmp_path / "stack.tif", [np.full((4, 4), 255, np.uint8)] * 8)
+    opened = _serve(monkeypatch, (tmp_path / "stack.tif").read_bytes())
+    with pytest.raises(UnverifiedDownloadError):
+        prepare("isbi2012", root=tmp_path / "data", progress=False)
+    assert opened == [] and not (tmp_path / "data" / "isbi2012").exists()
+    assert recipes.main(["isbi2012", "--root", str(tmp_path / "data")]) == 1           # the CLI reports it
+    with pytest.warns(UnverifiedDownloadWarning):
+        out = prepare("isbi2012", root=tmp_path / "data", progress=False, allow_unverified=True)
+    assert len(opened) == 2 and (out / "dataset.json").is_file()
+
+
+def test_isbi_recipe_cli_flag(tmp_path, monkeypatch, capsys):
+    _tif_stack(tmp_path / "stack.tif", [np.full((4, 4), 255, np.uint8)] * 8)
+    _serve(monkeypatch, (tmp_path / "stack.tif").read_bytes())
+    assert recipes.main(["isbi2012", "--root", str(tmp_path / "data")]) == 1
+    assert "--allow-unverified" in capsys.readouterr().err
+    with pytest.warns(UnverifiedDownloadWarning):
+        assert recipes.main(["isbi2012", "--root", str(tmp_path / "data"), "--allow-unverified"]) == 0
