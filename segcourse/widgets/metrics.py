@@ -281,9 +281,10 @@ def panoptic_explorer(target: Any, things: Collection[int], stuffs: Collection[i
         rows = [("PQ", pq["pq"]), ("SQ", pq["sq"]), ("RQ", pq["rq"]), ("PQ things", pq["pq_things"]),
                 ("things TP / FP / FN", f"{tp} / {fp} / {fn}")]
         pair_rows = "".join(
-            f"<tr><td>cat {p['category']}: pred #{p['pred_instance']} ↔ gt #{p['target_instance']}</td>"
-            f"<td>IoU {p['iou']:.2f} {'✓ match' if p['matched'] else '✗'}</td></tr>" for p in pairs)
-        text = _table(rows) + f"<table style='font-size:85%'>{pair_rows}</table>"
+            f"<tr><td style='padding:0 4px'>cat {p['category']}: pred #{p['pred_instance']} ↔ gt #{p['target_instance']}"
+            f"</td><td style='padding:0 4px'>IoU {p['iou']:.2f} {'✓ match' if p['matched'] else '✗'}</td></tr>"
+            for p in pairs)
+        text = _table(rows) + f"<table style='font-size:85%; line-height:1.3'>{pair_rows}</table>"
         fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.8 if class_names else 3.4))
         draw(axes[0], target, "ground truth")
         draw(axes[1], pred, "prediction (same shade = same id)")
