@@ -7,108 +7,117 @@ import torch
 import torch.nn.functional as F
 
 from segcourse.exercises.registry import learner_stub, run_check, verify_exercise
-from segcourse.models import ASPP
 
 
 # ---------------------------------------------------------------- 5.1
 
-def receptive_field(layers):
-    r, j = 1, 1
-    for k, s, d in layers:
-        r += (k - 1) * d * j
-        j *= s
-    return r
+# r += (k - 1) * d * j, then j *= s:
+#   7x7 s2: r = 1 + 6 = 7, j = 2;  3x3 pool s2: 7 + 2*2 = 11, j = 4;  3x3: 11 + 2*4 = 19;
+#   3x3 s2: 19 + 2*4 = 27, j = 8;  3x3 d2: 27 + 2*2*8 = 59;  3x3 d4: 59 + 2*4*8 = 123
+RF_SOLUTION = [(7, 2), (11, 4), (19, 4), (27, 8), (59, 8), (123, 8)]
 
 
-def _ignores_dilation(layers):
-    r, j = 1, 1
-    for k, s, d in layers:
-        r += (k - 1) * j
-        j *= s
-    return r
+def _table(update_jump_first=False, use_dilation=True):
+    r, j, rows = 1, 1, []
+    for k, s, d in [(7, 2, 1), (3, 2, 1), (3, 1, 1), (3, 2, 1), (3, 1, 2), (3, 1, 4)]:
+        d = d if use_dilation else 1
+        if update_jump_first:
+            j *= s
+            r += (k - 1) * d * j
+        else:
+            r += (k - 1) * d * j
+            j *= s
+        rows.append((r, j))
+    return rows
 
 
-def _jump_updated_first(layers):  # multiplies by the stride before adding the kernel's span
-    r, j = 1, 1
-    for k, s, d in layers:
-        j *= s
-        r += (k - 1) * d * j
-    return r
+def test_5_1_rf_table():
+    verify_exercise(
+        "5.1",
+        stub=[(None, None)] * 6,
+        wrong=[
+            _table(update_jump_first=True),                    # uses the jump after the layer's own stride
+            _table(use_dilation=False),                        # ignores dilation: 27, 27 + 16, 27 + 32
+            [(7, 2), (9, 4), (11, 4), (13, 8), (17, 8), (25, 8)],  # forgets the jump: r += (k - 1) * d
+            RF_SOLUTION[:5],                                   # a layer missing
+            [123, 8],                                          # only the last pair, not a table
+        ],
+        solution=RF_SOLUTION,
+    )
+    assert run_check("5.1", None).status == "not attempted"
+    assert run_check("5.1", [None] * 6).status == "not attempted"
 
 
-def _dilation_times_kernel(layers):  # (k * d) instead of (k - 1) * d
-    r, j = 1, 1
-    for k, s, d in layers:
-        r += k * d * j - 1
-        j *= s
-    return r
+def test_5_1_solution_agrees_with_the_package():
+    from segcourse.exercises.lesson05 import rf_table
 
-
-def test_5_1_receptive_field():
-    verify_exercise("5.1", stub=learner_stub, wrong=[_ignores_dilation, _jump_updated_first, _dilation_times_kernel],
-                    solution=receptive_field)
-    assert run_check("5.1", lambda layers: (receptive_field(layers), 1)).passed  # returning (r, jump) is fine
+    assert rf_table() == RF_SOLUTION == _table()
 
 
 # ---------------------------------------------------------------- 5.2
 
 def test_5_2_gridding():
-    # (2,2,2): offsets are even numbers in [-6, 6] -> RF 13, 7 pixels seen; (1,2,4): every offset in [-7, 7]
+    # (3,3,3): offsets are multiples of 3 in [-9, 9] -> RF 19, 7 pixels seen;
+    # (1,2,5): a + 2b covers -3..3, plus 5c covers every offset in [-8, 8] -> 17 and 17;
+    # (2,4,8): every offset is even, 2 * (-7..7) -> RF 29, 15 pixels seen
+    solution = {"rf_333": 19, "seen_333": 7, "rf_125": 17, "seen_125": 17, "rf_248": 29, "seen_248": 15}
     verify_exercise(
         "5.2",
-        stub={"rf_222": None, "seen_222": None, "rf_124": None, "seen_124": None},
+        stub={key: None for key in solution},
         wrong=[
-            {"rf_222": 13, "seen_222": 13, "rf_124": 15, "seen_124": 15},  # no gridding
-            {"rf_222": 7, "seen_222": 7, "rf_124": 7, "seen_124": 7},      # dilation ignored
-            {"rf_222": 13, "seen_222": 7, "rf_124": 15, "seen_124": 8},    # thinks 1,2,4 grids too
-            {"rf_222": 13, "seen_222": 7},                                 # keys missing
+            {**solution, "seen_333": 19},                  # no gridding for a repeated rate
+            {**solution, "seen_248": 29},                  # exponential rates cannot grid
+            {**solution, "seen_125": 12},                  # thinks 1, 2, 5 leaves holes
+            {key: 7 for key in solution},                  # dilation ignored
+            {"rf_333": 19, "seen_333": 7},                 # keys missing
         ],
-        solution={"rf_222": 13, "seen_222": 7, "rf_124": 15, "seen_124": 15},
+        solution=solution,
     )
 
 
 def test_5_2_answer_agrees_with_gradient_support():
-    for rates, seen in (((2, 2, 2), 7), ((1, 2, 4), 15)):
+    for rates, seen in (((3, 3, 3), 7), ((1, 2, 5), 17), ((2, 4, 8), 15)):
         convs = torch.nn.Sequential(*[torch.nn.Conv1d(1, 1, 3, padding=d, dilation=d, bias=False) for d in rates])
         for c in convs:
             torch.nn.init.ones_(c.weight)
-        x = torch.zeros(1, 1, 41, requires_grad=True)
-        convs(x)[0, 0, 20].backward()
+        x = torch.zeros(1, 1, 61, requires_grad=True)
+        convs(x)[0, 0, 30].backward()
         assert int((x.grad != 0).sum()) == seen
 
 
 # ---------------------------------------------------------------- 5.3
 
-def image_pooling(x, conv):
-    size = x.shape[-2:]
-    pooled = conv(F.adaptive_avg_pool2d(x, 1))
-    return F.interpolate(pooled, size=size, mode="bilinear", align_corners=False)
+def atrous_conv2d(x, weight, dilation):
+    n, _, h, w = x.shape
+    k = weight.shape[-1]
+    p = dilation * (k // 2)
+    xp = F.pad(x, (p, p, p, p))
+    out = torch.zeros(n, weight.shape[0], h, w)
+    for a in range(k):
+        for b in range(k):
+            patch = xp[:, :, a * dilation:a * dilation + h, b * dilation:b * dilation + w]
+            out += torch.einsum("oc,nchw->nohw", weight[:, :, a, b], patch)
+    return out
 
 
-def _source_article_bug(x, conv):  # upsamples to its own (1 x 1) size
-    pooled = conv(F.adaptive_avg_pool2d(x, 1))
-    return F.interpolate(pooled, size=pooled.shape[-2:], mode="bilinear", align_corners=False)
+def _dilates_the_input(x, weight, dilation):  # spreads the input instead of the kernel
+    k = weight.shape[-1]
+    return F.conv2d(x, weight, padding=k // 2)
 
 
-def _max_pool(x, conv):
-    pooled = conv(F.adaptive_max_pool2d(x, 1))
-    return F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False)
+def _wrong_padding(x, weight, dilation):  # pads by k // 2 only: the output shrinks
+    return F.conv2d(x, weight, padding=weight.shape[-1] // 2, dilation=dilation)
 
 
-def _transposed_size(x, conv):
-    pooled = conv(F.adaptive_avg_pool2d(x, 1))
-    return F.interpolate(pooled, size=(x.shape[-1], x.shape[-2]), mode="bilinear", align_corners=False)
+def _step_is_dilation_minus_one(x, weight, dilation):
+    return atrous_conv2d(x, weight, max(1, dilation - 1))
 
 
-def test_5_3_image_pooling():
-    verify_exercise("5.3", stub=learner_stub, wrong=[_source_article_bug, _max_pool, _transposed_size],
-                    solution=image_pooling)
+def _kernel_transposed(x, weight, dilation):
+    return atrous_conv2d(x, weight.transpose(-1, -2), dilation)
 
 
-def test_5_3_solution_agrees_with_the_package_aspp():
-    aspp = ASPP(6, 4, (1, 2, 3)).eval()
-    x = torch.randn(2, 6, 7, 5)
-    branch = aspp.convs[-1]
-    conv = torch.nn.Sequential(branch[1], branch[2], branch[3])
-    with torch.no_grad():
-        torch.testing.assert_close(image_pooling(x, conv), branch(x))
+def test_5_3_atrous_conv():
+    verify_exercise("5.3", stub=learner_stub,
+                    wrong=[_dilates_the_input, _wrong_padding, _step_is_dilation_minus_one, _kernel_transposed],
+                    solution=atrous_conv2d)
