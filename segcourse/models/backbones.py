@@ -32,6 +32,7 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Sequence
 
 import torch
@@ -149,6 +150,38 @@ def vgg_tiny(width: int = 16, convs_per_stage: Sequence[int] = (1, 1, 2, 2, 2), 
     return VGGEncoder(stages, widths)
 
 
+def _load_pretrained(net: nn.Module, name: str) -> bool:
+    """Load ``name``'s cached ImageNet weights into ``net`` if they fit it exactly; else warn and keep its weights.
+
+    Never raises for a bad file (as :func:`~segcourse.models.pretrained.load_cached_weights`): a cached
+    file of another architecture (another depth, a renamed copy) is reported with the keys that do
+    not fit and training starts from scratch. Keys and shapes are checked *before* loading, so the
+    network is never left half-loaded. Returns whether the weights were loaded.
+    """
+    from .pretrained import cached_weights_path, load_cached_weights
+
+    state = load_cached_weights(name)
+    if state is None:
+        return False
+    own = net.state_dict()
+    if not isinstance(state, dict):
+        problem = f"it holds a {type(state).__name__}, not a state dict"
+    else:
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shapes = [k for k in own if k in state and (not isinstance(state[k], torch.Tensor)
+                                                     or tuple(state[k].shape) != tuple(own[k].shape))]
+        problem = "; ".join(f"{what} {keys[:3]}{'...' if len(keys) > 3 else ''}" for what, keys in
+                            (("missing", missing), ("unexpected", unexpected), ("wrong shape for", shapes)) if keys)
+    if problem:
+        warnings.warn(f"the pretrained weights cached at {cached_weights_path(name)} do not fit torchvision's {name} "
+                      f"({problem}): is it another model's file? Training from scratch; delete or replace the file "
+                      f"to use ImageNet weights", UserWarning, stacklevel=4)
+        return False
+    net.load_state_dict(state)
+    return True
+
+
 def vgg16(pretrained: bool = False, batch_norm: bool = False) -> VGGEncoder:
     """torchvision's VGG-16 feature extractor (13 convolutions, five pools), split at the pools.
 
@@ -165,11 +198,7 @@ def vgg16(pretrained: bool = False, batch_norm: bool = False) -> VGGEncoder:
     build = torchvision.models.vgg16_bn if batch_norm else torchvision.models.vgg16
     net = build(weights=None)
     if pretrained:
-        from .pretrained import load_cached_weights
-
-        state = load_cached_weights("vgg16_bn" if batch_norm else "vgg16")
-        if state is not None:
-            net.load_state_dict(state)
+        _load_pretrained(net, "vgg16_bn" if batch_norm else "vgg16")
     stages, current = [], []
     for layer in net.features:
         current.append(layer)
@@ -342,11 +371,7 @@ def _torchvision_resnet(name: str, output_stride: int, pretrained: bool) -> Torc
         )
     net = build(weights=None, replace_stride_with_dilation=replace)
     if pretrained:
-        from .pretrained import load_cached_weights
-
-        state = load_cached_weights(name)
-        if state is not None:
-            net.load_state_dict(state)
+        _load_pretrained(net, name)
     return TorchvisionResNetEncoder(net, output_stride)
 
 

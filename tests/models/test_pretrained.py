@@ -75,3 +75,20 @@ def test_errors():
         weights_url("resnet_tiny")
     with pytest.raises(ValueError, match="torchvision backbone"):
         fcn(2, "8s", "vgg_tiny", pretrained=True)
+
+
+@pytest.mark.parametrize("cached", ["resnet18 weights", "a tensor"])
+def test_cached_file_of_another_architecture_warns_and_trains_from_scratch(empty_hub, no_network, cached):
+    # resnet34's file name holds resnet18's weights (or no state dict at all): warn, never crash, never half-load
+    import torchvision
+
+    path = cached_weights_path("resnet34")
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    other = torchvision.models.resnet18(weights=None)
+    torch.save(other.state_dict() if cached == "resnet18 weights" else torch.zeros(3), path)
+    with pytest.warns(UserWarning, match=r"do not fit torchvision's resnet34 .*Training from scratch"):
+        model = fcn(2, "32s", "resnet34", pretrained=True, head="torchvision", upsample="bilinear")
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 2, 32, 32)
+    # conv1 has the same shape in both: it must not have been copied from the wrong file
+    assert not torch.equal(model.encoder.conv1.weight, other.conv1.weight)
