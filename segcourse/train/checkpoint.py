@@ -13,8 +13,11 @@ checkpoints therefore hold **only tensors and JSON**:
   and GradScaler states and the history so far.
 
 Reading never unpickles: safetensors parses a JSON header and raw buffers. Plain PyTorch
-state dicts (``.pt``/``.pth``) are accepted too, read with ``torch.load(weights_only=True)``.
-A truncated or corrupt file raises a ``ValueError`` that names it.
+state dicts (``.pt``/``.pth``) and plain safetensors files (``save_file(model.state_dict())``)
+are accepted too, read with ``torch.load(weights_only=True)``; their keys are the model's own,
+taken as they are (a model with a submodule called ``model`` keeps its ``model.`` keys).
+A truncated or corrupt file raises a ``ValueError`` that names it, and a failed write leaves no
+temporary file behind.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -77,9 +81,13 @@ def write_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: 
     except TypeError as err:
         raise TypeError(f"checkpoint metadata must be JSON-serialisable: {err}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(clean, str(tmp), metadata={_META_KEY: text})
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")  # one per writer
+    try:
+        save_file(clean, str(tmp), metadata={_META_KEY: text})
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interrupt: keep the old file, leave no temporary one
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -114,7 +122,9 @@ def read_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[st
         raise ValueError(f"checkpoint {path} is truncated or corrupt (safetensors could not read it: {err}); "
                          "re-create it, e.g. by training again") from None
     if _META_KEY not in header:  # a plain safetensors state dict (e.g. from save_file(model.state_dict()))
-        return {k if k.startswith("model.") else f"model.{k}": v for k, v in tensors.items()}, {}
+        # Every key is the model's own, prefixed like ours. No guessing from the key names: a model with a
+        # submodule called ``model`` has genuine keys "model.<...>" that must keep their prefix.
+        return {f"model.{k}": v for k, v in tensors.items()}, {}
     try:
         meta = json.loads(header[_META_KEY])
     except json.JSONDecodeError as err:

@@ -95,6 +95,66 @@ def test_plain_pt_state_dict_is_read_with_weights_only(tmp_path):
     assert torch.equal(fresh.state_dict()["0.weight"], model.state_dict()["0.weight"])
 
 
+class _Wrapper(nn.Module):
+    """A model whose submodule is called ``model``: its genuine state-dict keys start with "model."."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = tiny_net()
+        self.scale = nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, x):
+        return self.model(x) * self.scale
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "pt"])
+def test_a_plain_state_dict_keeps_a_genuine_top_level_model_prefix(tmp_path, kind):
+    from safetensors.torch import save_file
+
+    seed_everything(3)
+    model = _Wrapper()
+    state = model.state_dict()
+    assert any(k.startswith("model.") for k in state) and "scale" in state
+    path = tmp_path / f"w.{kind}"
+    if kind == "pt":
+        torch.save(state, path)
+    else:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    tensors, meta = read_file(path)
+    assert meta == {} and set(tensors) == {f"model.{k}" for k in state}     # "model.model.0.weight", "model.scale"
+    fresh, _ = load_checkpoint(path, _Wrapper())
+    for key, value in state.items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    # and our own format round-trips the same model
+    save_checkpoint(tmp_path / "ours.safetensors", model)
+    again, _ = load_checkpoint(tmp_path / "ours.safetensors", _Wrapper())
+    assert torch.equal(again.state_dict()["model.0.weight"], state["model.0.weight"])
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    path = tmp_path / "ckpt" / "best.safetensors"
+    model = tiny_net()
+    save_checkpoint(path, model, config={"epoch": 1})
+    before = path.read_bytes()
+
+    def full_disk(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, model, config={"epoch": 2})
+    assert [p.name for p in path.parent.iterdir()] == ["best.safetensors"]   # no .tmp left behind
+    assert path.read_bytes() == before
+    monkeypatch.setattr(safetensors.torch, "save_file", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model)
+    assert [p.name for p in path.parent.iterdir()] == ["best.safetensors"]
+
+
 def test_fit_saves_the_best_epoch(tmp_path, loaders, ce):
     train, val = loaders
     seed_everything(0)
