@@ -15,7 +15,8 @@ image must move the mask the same way, and nothing may invent or rescale class i
   filled with :data:`~segcourse.constants.IGNORE_INDEX` in the mask, so the loss never learns
   that "outside" is background.
 
-:func:`audit_transform` checks a pipeline against these rules on a given pair, and
+:func:`audit_transform` checks a pipeline against these rules on a given pair,
+:func:`describe_transform` lists a pipeline one short line per step, and
 :func:`paired_crop_flip` is the same idea written by hand in a dozen lines of NumPy.
 
 References:
@@ -38,7 +39,7 @@ import numpy as np  # noqa: E402
 
 from ..constants import IGNORE_INDEX  # noqa: E402
 
-__all__ = ["LEVELS", "audit_transform", "eval_transform", "paired_crop_flip", "train_transform"]
+__all__ = ["LEVELS", "audit_transform", "describe_transform", "eval_transform", "paired_crop_flip", "train_transform"]
 
 #: Strengths of :func:`train_transform`, weakest first.
 LEVELS = ("none", "light", "medium", "strong")
@@ -134,6 +135,90 @@ def eval_transform(size: int | tuple[int, int] | None = None, *, ignore_index: i
     return A.Compose(ops)
 
 
+#: per transform: the arguments worth showing (everything else is left at a default or is plumbing)
+_SHOWN_ARGS = {
+    "Affine": ("rotate", "scale", "shear", "translate_percent"),
+    "ElasticTransform": ("alpha", "sigma"),
+    "RandomBrightnessContrast": ("brightness_limit", "contrast_limit"),
+    "GaussianBlur": ("blur_limit",),
+    "GaussNoise": ("std_range",),
+    "PadIfNeeded": ("min_height", "min_width"),
+    "RandomCrop": ("height", "width"),
+    "CenterCrop": ("height", "width"),
+    "Resize": ("height", "width"),
+    "Normalize": ("mean", "std"),
+}
+
+
+def _short(value) -> str:
+    if isinstance(value, dict):
+        values = list(value.values())
+        if values and all(v == values[0] for v in values):   # {'x': (a, b), 'y': (a, b)} -> a..b
+            return _short(values[0])
+        return ", ".join(f"{k} {_short(v)}" for k, v in value.items())
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        lo, hi = value
+        if lo == -hi and hi != 0:
+            return f"±{hi:g}"
+        return f"{lo:g}..{hi:g}" if lo != hi else f"{lo:g}"
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def describe_transform(transform, indent: str = "") -> list[str]:
+    """One short line per step of an albumentations pipeline, instead of its repr (one wall of every argument).
+
+    Each line names the transform, its probability ``p``, the few arguments that say what it does, and for
+    geometric transforms how the mask is treated: ``mask: nearest`` (cv2.INTER_NEAREST, the only safe
+    choice for class ids) and ``fill_mask`` (the value of pixels brought in from outside). Transforms that
+    only change pixel values say ``image only``.
+
+    Args:
+        transform: an ``albumentations.Compose``, ``OneOf`` or single transform.
+        indent: prefix for nested pipelines.
+
+    Returns:
+        ``list[str]``, e.g. ``["HorizontalFlip  p=0.5", "Affine  p=0.7  rotate ±30, ...  mask: nearest, fill_mask 255"]``.
+    """
+    import cv2
+
+    name = type(transform).__name__
+    p = getattr(transform, "p", 1.0)
+    children = getattr(transform, "transforms", None)
+    if children is not None:
+        lines = [] if name == "Compose" and not indent else [f"{indent}{name}  p={p:g}, of:"]
+        inner = indent if name == "Compose" and not indent else indent + "    "
+        for child in children:
+            lines += describe_transform(child, inner)
+        return lines
+    try:
+        args = transform.get_transform_init_args()
+    except Exception:  # not an albumentations transform: name only
+        args = {}
+    parts = [f"{k.replace('_limit', '').replace('translate_percent', 'shift')} {_short(args[k])}"
+             for k in _SHOWN_ARGS.get(name, ()) if k in args]
+    mask_parts = []
+    if "mask_interpolation" in args:
+        mi = args["mask_interpolation"]
+        mask_parts.append("mask: nearest" if mi == cv2.INTER_NEAREST else f"mask: interpolation {mi} (NOT nearest)")
+    if "fill_mask" in args and name not in ("RandomCrop", "CenterCrop"):
+        mask_parts.append(f"fill_mask {_short(args['fill_mask'])}")
+    try:
+        import albumentations as A
+
+        if isinstance(transform, A.ImageOnlyTransform):
+            mask_parts.append("image only")
+    except ImportError:  # pragma: no cover - albumentations is a course requirement
+        pass
+    line = f"{indent}{name}  p={p:g}"
+    if parts:
+        line += "  " + ", ".join(parts)
+    if mask_parts:
+        line += "  [" + ", ".join(mask_parts) + "]"
+    return [line]
+
+
 def audit_transform(transform: Callable, image: np.ndarray, mask: np.ndarray, *, ignore_index: int = IGNORE_INDEX,
                     trials: int = 5) -> dict:
     """Check that a pipeline treats the mask as labels: nearest resampling, no normalisation, no new ids.
@@ -148,7 +233,9 @@ def audit_transform(transform: Callable, image: np.ndarray, mask: np.ndarray, *,
         trials: how many random draws to check.
 
     Returns:
-        ``{"ids_in": sorted ids of the input, "ids_out": ids seen in the outputs, "dtype_out": ...}``.
+        ``{"ids_in": sorted ids of the input, "ids_out": ids seen in the outputs, "dtype_out": ...,
+        "verdict": one sentence saying that the pipeline passed and what was checked}`` (a pipeline that
+        breaks a rule raises instead, see below).
 
     Raises:
         ValueError: the output mask has a floating dtype (normalised or interpolated), class ids that
@@ -183,7 +270,10 @@ def audit_transform(transform: Callable, image: np.ndarray, mask: np.ndarray, *,
                              f"(input ids {sorted(ids_in)}): the mask was resampled with bilinear/cubic "
                              f"interpolation; use nearest neighbour for masks")
         ids_out |= set(np.unique(m).tolist())
-    return {"ids_in": sorted(ids_in), "ids_out": sorted(ids_out), "dtype_out": str(dtype_out)}
+    added = " (+ ignore_index where pixels came from outside)" if ignore_index in ids_out - ids_in else ""
+    verdict = (f"passed: {int(trials)} draws, the mask stayed {dtype_out} class ids {sorted(ids_out - {ignore_index})}"
+               f"{added}, same size as the image, no new class")
+    return {"ids_in": sorted(ids_in), "ids_out": sorted(ids_out), "dtype_out": str(dtype_out), "verdict": verdict}
 
 
 def paired_crop_flip(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int],

@@ -7,7 +7,8 @@ import pytest
 from scipy import ndimage
 
 from segcourse.constants import IGNORE_INDEX
-from segcourse.data.augment import LEVELS, audit_transform, eval_transform, paired_crop_flip, train_transform
+from segcourse.data.augment import (LEVELS, audit_transform, describe_transform, eval_transform, paired_crop_flip,
+                                    train_transform)
 
 
 def _pair(h=48, w=64, seed=0):
@@ -150,3 +151,23 @@ def test_paired_crop_flip_errors():
         paired_crop_flip(image, mask, 21, rng)
     with pytest.raises(ValueError, match="same"):
         paired_crop_flip(image[:5], mask, 4, rng)
+
+
+def test_describe_transform_is_short_and_names_what_matters_for_masks():
+    import albumentations as A
+    import cv2
+
+    lines = describe_transform(train_transform(64, level="medium", normalize=True))
+    assert len(lines) <= 12 and all(len(line) < 110 for line in lines)
+    affine = next(line for line in lines if line.startswith("Affine"))
+    assert "p=0.7" in affine and "rotate ±30" in affine and "mask: nearest" in affine and f"fill_mask {IGNORE_INDEX}" in affine
+    assert any(line.startswith("RandomBrightnessContrast") and "image only" in line for line in lines)
+    assert any(line.startswith("    GaussianBlur") for line in lines)          # OneOf's children indented
+    bad = describe_transform(A.Compose([A.Resize(8, 8, mask_interpolation=cv2.INTER_LINEAR)]))
+    assert bad == ["Resize  p=1  height 8, width 8  [mask: interpolation 1 (NOT nearest)]"]
+
+
+def test_audit_states_a_verdict():
+    image, mask = _pair()
+    report = audit_transform(train_transform(32, level="medium", seed=0), image, mask, trials=4)
+    assert report["verdict"].startswith("passed: 4 draws") and "no new class" in report["verdict"]
