@@ -27,6 +27,21 @@ from .masks import mask_target, paste_mask
 from .nms import batched_nms, nms
 from .roi import bilinear, roi_align_one, roi_pool_one, roi_pool_quantisation
 
-__all__ = ["box_area", "box_convert", "box_iou", "clip_boxes", "cell_anchors", "grid_anchors", "nms",
-           "batched_nms", "encode_boxes", "decode_boxes", "bilinear", "roi_align_one", "roi_pool_one",
-           "roi_pool_quantisation", "mask_target", "paste_mask"]
+__all__ = [
+           "batched_nms",
+           "bilinear",
+           "box_area",
+           "box_convert",
+           "box_iou",
+           "cell_anchors",
+           "clip_boxes",
+           "decode_boxes",
+           "encode_boxes",
+           "grid_anchors",
+           "mask_target",
+           "nms",
+           "paste_mask",
+           "roi_align_one",
+           "roi_pool_one",
+           "roi_pool_quantisation",
+]

@@ -66,7 +66,8 @@ def mask_iou_matrix(masks_a: Any, masks_b: Any) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _check_entry(entry: Any, i: int, what: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+def _check_entry(entry: Any, i: int, what: str, keys: Sequence[str],
+                 mask_threshold: float | None = None) -> dict[str, np.ndarray]:
     if not isinstance(entry, dict):
         raise TypeError(f"{what}[{i}] must be a dict with keys {list(keys)}, got {type(entry).__name__}")
     missing = [k for k in keys if k not in entry]
@@ -78,9 +79,14 @@ def _check_entry(entry: Any, i: int, what: str, keys: Sequence[str]) -> dict[str
         masks = masks[:, 0]
     if masks.ndim != 3:
         raise ValueError(f"{what}[{i}]['masks'] must be (N, H, W) bool, got shape {masks.shape}")
-    if np.issubdtype(masks.dtype, np.floating):
-        raise ValueError(f"{what}[{i}]['masks'] must be bool (threshold soft masks first, e.g. > 0.5), "
-                         f"got {masks.dtype}")
+    if np.issubdtype(masks.dtype, np.floating) and len(masks):  # an empty (0, H, W) stack may have any dtype
+        if what == "targets":
+            raise ValueError(f"{what}[{i}]['masks'] must be binary (bool or uint8 0/1), got {masks.dtype}; "
+                             "ground truth is never soft")
+        if mask_threshold is None:
+            raise ValueError(f"{what}[{i}]['masks'] must be bool (threshold soft masks first, e.g. > 0.5, "
+                             f"or pass mask_threshold=0.5), got {masks.dtype}")
+        masks = masks > mask_threshold
     out["masks"] = masks.astype(bool)
     n = len(masks)
     for k in keys:
@@ -91,14 +97,20 @@ def _check_entry(entry: Any, i: int, what: str, keys: Sequence[str]) -> dict[str
     return out
 
 
-def mask_ap(predictions: Sequence[dict], targets: Sequence[dict]) -> dict[str, Any]:
+def mask_ap(predictions: Sequence[dict], targets: Sequence[dict], *,
+            mask_threshold: float | None = None) -> dict[str, Any]:
     """COCO mask AP of instance predictions over a dataset.
 
     Args:
         predictions: one dict per image: ``"masks"`` (N, H, W) bool (or (N, 1, H, W)),
             ``"scores"`` (N,) float, ``"labels"`` (N,) int — torchvision's Mask R-CNN output
-            format (threshold soft masks first).
-        targets: one dict per image: ``"masks"`` (M, H, W) bool, ``"labels"`` (M,) int.
+            format. Soft (floating) masks, such as Mask R-CNN's ``(N, 1, H, W)`` probabilities, are
+            refused unless ``mask_threshold`` is given.
+        targets: one dict per image: ``"masks"`` (M, H, W) bool or uint8 (0/1), ``"labels"`` (M,) int --
+            torchvision's target format. An empty ``(0, H, W)`` stack may have any dtype.
+        mask_threshold: binarise floating prediction masks as ``mask > mask_threshold``; ``0.5`` is
+            the threshold torchvision's reference scripts use for Mask R-CNN's probabilities. ``None``
+            (the default) refuses soft masks with a message, so a threshold is always a stated choice.
 
     Returns:
         dict with ``map`` (mean over IoU 0.50:0.05:0.95 and classes), ``map_50``, ``map_75``
@@ -117,7 +129,8 @@ def mask_ap(predictions: Sequence[dict], targets: Sequence[dict]) -> dict[str, A
     if len(predictions) != len(targets):
         raise ValueError(f"predictions and targets must have one entry per image, got {len(predictions)} "
                          f"and {len(targets)}")
-    preds = [_check_entry(p, i, "predictions", ("masks", "scores", "labels")) for i, p in enumerate(predictions)]
+    preds = [_check_entry(p, i, "predictions", ("masks", "scores", "labels"), mask_threshold)
+             for i, p in enumerate(predictions)]
     gts = [_check_entry(t, i, "targets", ("masks", "labels")) for i, t in enumerate(targets)]
     for i, (p, g) in enumerate(zip(preds, gts)):
         if len(p["masks"]) and len(g["masks"]) and p["masks"].shape[1:] != g["masks"].shape[1:]:

@@ -1,0 +1,182 @@
+"""Instance datasets in torchvision's detection format, over the folders ``data build`` writes.
+
+A split of ``cells`` or ``shapes`` on disk (see :mod:`segcourse.data.build`) holds, per image,
+``images/<stem>.png`` (RGB), ``masks/<stem>.png`` (class ids) and ``instances/<stem>.png`` (16-bit:
+0 = no object, 1..K one id per object). :class:`InstanceFolder` turns each into what torchvision's
+detection models take (``torchvision.models.detection``, and its ``references/detection``):
+
+* image: float ``(3, H, W)`` in ``[0, 1]``;
+* target: ``boxes`` float32 ``(N, 4)`` ``[x1, y1, x2, y2]`` from ``torchvision.ops.masks_to_boxes``
+  (so ``x2``/``y2`` are the last column/row of the object, inclusive, as torchvision's PennFudan
+  tutorial and ``paste_masks_in_image`` assume), ``labels`` int64 ``(N,)`` (the object's class id,
+  0 is background), ``masks`` uint8 ``(N, H, W)``, ``image_id`` int, ``area`` float32 ``(N,)`` (pixels),
+  ``iscrowd`` int64 ``(N,)`` zeros.
+
+An image with no object gives ``boxes (0, 4)``, ``labels (0,)``, ``masks (0, H, W)`` -- the shapes
+torchvision's models accept for a background-only image (they then learn only "no object").
+Objects whose box would be degenerate (one pixel wide or tall: ``x2 == x1`` in the inclusive
+convention) are dropped, since torchvision's training refuses boxes without positive width/height.
+
+:class:`InstanceAugment` applies geometric augmentation to image, masks and boxes together
+(``torchvision.transforms.v2`` with ``tv_tensors``), then re-derives the boxes from the transformed
+masks and drops the instances that left the image (or kept fewer than ``min_pixels`` pixels), so
+boxes, masks and labels stay in sync.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def target_from_instances(instances, classes=None, image_id: int = 0, min_pixels: int = 1) -> dict:
+    """A torchvision detection target from an ``(H, W)`` instance-id map (0 = none).
+
+    Args:
+        instances: ``(H, W)`` integer ids (numpy or torch).
+        classes: ``(H, W)`` class-id map; an object's label is the most common class under it.
+            ``None`` gives every object label 1.
+        image_id: stored as ``target["image_id"]``.
+        min_pixels: objects with fewer pixels are dropped.
+    """
+    inst = torch.as_tensor(np.asarray(instances).astype(np.int64))
+    if inst.ndim != 2:
+        raise ValueError(f"instances must be (H, W), got shape {tuple(inst.shape)}")
+    ids = torch.unique(inst)
+    ids = ids[ids > 0]
+    masks = (inst[None] == ids[:, None, None]).to(torch.uint8)            # (N, H, W)
+    if classes is None:
+        labels = torch.ones(len(ids), dtype=torch.int64)
+    else:
+        cls = torch.as_tensor(np.asarray(classes).astype(np.int64))
+        labels = torch.tensor([int(torch.mode(cls[inst == i]).values) for i in ids.tolist()], dtype=torch.int64)
+    return _finish(masks, labels, image_id, min_pixels)
+
+
+def _finish(masks: torch.Tensor, labels: torch.Tensor, image_id: int, min_pixels: int) -> dict:
+    from torchvision.ops import masks_to_boxes
+
+    h, w = masks.shape[-2:]
+    area = masks.flatten(1).sum(1) if len(masks) else torch.zeros(0, dtype=torch.int64)
+    keep = area >= max(int(min_pixels), 1)
+    masks, labels, area = masks[keep], labels[keep], area[keep]
+    boxes = masks_to_boxes(masks).to(torch.float32) if len(masks) else torch.zeros((0, 4), dtype=torch.float32)
+    ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])       # positive width and height
+    masks, labels, area, boxes = masks[ok], labels[ok], area[ok], boxes[ok]
+    return {"boxes": boxes, "labels": labels.to(torch.int64), "masks": masks.to(torch.uint8).reshape(-1, h, w),
+            "image_id": int(image_id), "area": area.to(torch.float32), "iscrowd": torch.zeros(len(labels), dtype=torch.int64)}
+
+
+class InstanceFolder(torch.utils.data.Dataset):
+    """A folder with ``images/``, ``instances/`` (16-bit ids) and optionally ``masks/`` (class ids), as detection pairs.
+
+    Args:
+        root: the split's folder (e.g. from :func:`segcourse.data.ensure_dataset`).
+        transform: optional ``transform(image, target) -> (image, target)`` (e.g. :class:`InstanceAugment`).
+        min_pixels: objects with fewer pixels are dropped.
+        cache: keep the decoded PNGs in memory after the first read.
+
+    ``dataset[i]`` is ``(image (3, H, W) float in [0, 1], target)``; see the module docstring.
+    """
+
+    def __init__(self, root: str | os.PathLike, transform: Callable | None = None, min_pixels: int = 1,
+                 cache: bool = True):
+        self.root = Path(root)
+        for sub in ("images", "instances"):
+            if not (self.root / sub).is_dir():
+                raise ValueError(f"{self.root} has no {sub}/ folder; an instance dataset needs images/ and "
+                                 "instances/ (16-bit id PNGs), as `python -m segcourse data build` writes for "
+                                 "cells and shapes")
+        self.stems = sorted(p.stem for p in (self.root / "instances").glob("*.png"))
+        missing = [s for s in self.stems if not (self.root / "images" / f"{s}.png").exists()]
+        if missing:
+            raise ValueError(f"{self.root}: instance maps without an image: {missing[:5]}")
+        self.transform, self.min_pixels, self.cache = transform, int(min_pixels), cache
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def arrays(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(image (H, W, 3) uint8, instances (H, W) int64, classes (H, W) int64 or None)`` of sample ``i``."""
+        if i in self._cache:
+            return self._cache[i]
+        stem = self.stems[i]
+        with Image.open(self.root / "images" / f"{stem}.png") as im:
+            image = np.array(im.convert("RGB"))
+        with Image.open(self.root / "instances" / f"{stem}.png") as im:
+            inst = np.array(im).astype(np.int64)
+        mask_path = self.root / "masks" / f"{stem}.png"
+        classes = None
+        if mask_path.exists():
+            with Image.open(mask_path) as im:
+                classes = np.array(im).astype(np.int64)
+        if inst.shape != image.shape[:2]:
+            raise ValueError(f"{stem}: instance map {inst.shape} and image {image.shape[:2]} differ in size")
+        out = (image, inst, classes)
+        if self.cache:
+            self._cache[i] = out
+        return out
+
+    def __getitem__(self, i: int):
+        image, inst, classes = self.arrays(i)
+        target = target_from_instances(inst, classes, image_id=i, min_pixels=self.min_pixels)
+        img = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
+        if self.transform is not None:
+            img, target = self.transform(img, target)
+        return img, target
+
+
+def instance_dataset(name: str = "cells", split: str = "train", count: int | None = None, size=None,
+                     seed: int = 0, transform: Callable | None = None, min_pixels: int = 1, **knobs) -> InstanceFolder:
+    """:class:`InstanceFolder` over a synthetic split, built on disk first if needed (:func:`ensure_dataset`)."""
+    from .build import ensure_dataset
+
+    return InstanceFolder(ensure_dataset(name, split, count=count, size=size, seed=seed, **knobs),
+                          transform=transform, min_pixels=min_pixels)
+
+
+class InstanceAugment:
+    """Geometric augmentation that keeps image, masks, boxes and labels of one sample in sync.
+
+    The image, the ``(N, H, W)`` masks (``tv_tensors.Mask``, nearest-neighbour) and the boxes
+    (``tv_tensors.BoundingBoxes``, ``XYXY``) go through one ``torchvision.transforms.v2`` pipeline:
+    horizontal and vertical flips, then a random affine (rotation by ``degrees``, scale in ``scale``,
+    translation up to ``translate`` of the side). The boxes are then *re-derived from the transformed
+    masks* (a rotated box's corners no longer bound the object tightly), and instances with fewer than
+    ``min_pixels`` pixels left in the image are dropped with their labels.
+
+    Args:
+        hflip, vflip: flip probabilities.
+        degrees, scale, translate: ``v2.RandomAffine`` arguments (``degrees=0, scale=(1, 1),
+            translate=(0, 0)`` turns it off).
+        min_pixels: an instance keeps at least this many pixels or is dropped.
+    """
+
+    def __init__(self, hflip: float = 0.5, vflip: float = 0.5, degrees: float = 0.0,
+                 scale: Sequence[float] = (1.0, 1.0), translate: Sequence[float] = (0.0, 0.0), min_pixels: int = 4):
+        from torchvision.transforms import v2
+
+        steps = [v2.RandomHorizontalFlip(hflip), v2.RandomVerticalFlip(vflip)]
+        if degrees or tuple(scale) != (1.0, 1.0) or tuple(translate) != (0.0, 0.0):
+            steps.append(v2.RandomAffine(degrees=degrees, translate=tuple(translate) if any(translate) else None,
+                                         scale=tuple(scale)))
+        self.pipeline = v2.Compose(steps)
+        self.min_pixels = int(min_pixels)
+
+    def __call__(self, image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
+        from torchvision import tv_tensors
+
+        h, w = image.shape[-2:]
+        masks = target["masks"]
+        img, m, b = self.pipeline(tv_tensors.Image(image), tv_tensors.Mask(masks),
+                                  tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=(h, w)))
+        del b  # the transformed boxes are replaced by the boxes of the transformed masks
+        out = _finish(torch.as_tensor(m).to(torch.uint8).reshape(-1, h, w), target["labels"], target.get("image_id", 0),
+                      self.min_pixels)
+        return torch.as_tensor(img), out
