@@ -89,7 +89,7 @@ def _open(path: Path, what: str) -> Image.Image:
 def _orientation(img: Image.Image) -> int:
     try:
         return int(img.getexif().get(EXIF_ORIENTATION, 1) or 1)
-    except Exception:  # a malformed EXIF block: treat as upright, as viewers do
+    except (OSError, ValueError, TypeError, KeyError, SyntaxError):  # a malformed EXIF block: upright, as viewers do
         return 1
 
 
@@ -167,6 +167,7 @@ class SegmentationFolder(Dataset):
 
     Example::
 
+        >>> from segcourse.data import ensure_dataset
         >>> ds = SegmentationFolder(ensure_dataset("cells", "val", count=4, size=64), num_classes=2)
         >>> image, mask = ds[0]; image.shape, mask.dtype
         (torch.Size([3, 64, 64]), torch.int64)

@@ -164,7 +164,7 @@ def test_existing_split_is_reused_and_an_incomplete_one_rebuilt(data_root):
 
 def _edit_source(monkeypatch, module_name):
     """Pretend the file of ``segcourse.data.synthetic.<module_name>`` was edited (one comment appended)."""
-    import segcourse.data.synthetic as synthetic
+    from segcourse.data import synthetic
 
     original = synthetic._source
 
@@ -204,7 +204,7 @@ def test_a_split_written_by_an_edited_generator_is_rebuilt(data_root, monkeypatc
     assert is_complete(folder) and not (folder / "marker").exists()  # a fresh folder replaced the stale one
     assert json.loads((folder / "dataset.json").read_text())["generator"] == generator_fingerprint("cells")
     # the in-memory cache of load_arrays is keyed by the fingerprint too
-    import segcourse.data.synthetic as synthetic
+    from segcourse.data import synthetic
 
     load_arrays("cells", "val", count=1, size=32)
     keys = [k for k in synthetic._CACHE if k[0] == "cells" and k[1] == "val"]
