@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from ..constants import IGNORE_INDEX
 from .boundary import boundary_iou, hausdorff_distance
 from .confusion import confusion_matrix, scores_from_confusion
 
@@ -233,7 +234,7 @@ def imbalance_scores(fraction: float, size: int = 128, error_pixels: int = 1) ->
 
 
 def per_batch_mean_miou(pred: Any, target: Any, num_classes: int, batch_size: int,
-                        ignore_index: int | None = None) -> float:
+                        ignore_index: int | None = IGNORE_INDEX) -> float:
     """The **wrong** dataset mIoU: the mean over batches of each batch's mIoU.
 
     Shown in lesson 07 next to the right answer (one pooled confusion matrix). It differs because
@@ -251,7 +252,7 @@ def per_batch_mean_miou(pred: Any, target: Any, num_classes: int, batch_size: in
     return float(np.nanmean(values))
 
 
-def per_case_dice(pred: Any, target: Any, num_classes: int, ignore_index: int | None = None) -> np.ndarray:
+def per_case_dice(pred: Any, target: Any, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> np.ndarray:
     """Dice of every class in every image (case), with an explicit policy for empty cases.
 
     Medical segmentation usually reports the mean and spread of per-case Dice (Maier-Hein et al.,
