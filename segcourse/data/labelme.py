@@ -85,11 +85,11 @@ def labelme_image(data: Mapping[str, Any]) -> np.ndarray:
         ValueError: no image data and the image file cannot be found, or its size differs from
             ``imageHeight`` x ``imageWidth``.
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     where = data.get("__file__", "<dict>")
     if data.get("imageData"):
-        image = Image.open(io.BytesIO(base64.b64decode(data["imageData"])))
+        source = io.BytesIO(base64.b64decode(data["imageData"]))
     else:
         rel = data.get("imagePath")
         if not rel:
@@ -98,8 +98,10 @@ def labelme_image(data: Mapping[str, Any]) -> np.ndarray:
         path = base / rel.replace("\\", "/")
         if not path.is_file():
             raise ValueError(f"{where}: imagePath {rel!r} does not exist (looked for {path})")
-        image = Image.open(path)
-    array = np.asarray(image.convert("RGB"))
+        source = path
+    # Labelme shows (and its annotator clicked on) the photo turned upright by its EXIF orientation tag.
+    with Image.open(source) as image:
+        array = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     if array.shape[:2] != (data["imageHeight"], data["imageWidth"]):
         raise ValueError(f"{where}: the image is {array.shape[0]}x{array.shape[1]} (HxW) but the JSON says "
                          f"{data['imageHeight']}x{data['imageWidth']}")
@@ -156,7 +158,8 @@ def shape_to_mask(shape: Mapping[str, Any], height: int, width: int, *, line_wid
     elif kind == "mask":
         if len(points) != 2 or not shape.get("mask"):
             raise ValueError(f"mask shape {label!r} needs 2 box corners and a base64 'mask' PNG")
-        patch = np.asarray(Image.open(io.BytesIO(base64.b64decode(shape["mask"])))).astype(bool)
+        with Image.open(io.BytesIO(base64.b64decode(shape["mask"]))) as mask_png:
+            patch = np.asarray(mask_png).astype(bool)
         if patch.ndim == 3:
             patch = patch.any(axis=-1)
         (x0, y0), _ = points

@@ -159,10 +159,11 @@ def test_convert_folder_writes_paired_pngs(tmp_path):
     stems = convert_labelme_folder(SAMPLE, tmp_path / "out", classes, palette=palette)
     assert stems == ["street_01", "street_02"]
     for stem in stems:
-        mask = Image.open(tmp_path / "out" / "masks" / f"{stem}.png")
-        assert mask.mode == "P"                                        # an indexed PNG
-        assert np.array_equal(np.asarray(mask), labelme_to_mask(SAMPLE / f"{stem}.json", classes))
-        assert Image.open(tmp_path / "out" / "images" / f"{stem}.png").size == mask.size
+        with Image.open(tmp_path / "out" / "masks" / f"{stem}.png") as mask, \
+                Image.open(tmp_path / "out" / "images" / f"{stem}.png") as image:
+            assert mask.mode == "P"                                        # an indexed PNG
+            assert np.array_equal(np.asarray(mask), labelme_to_mask(SAMPLE / f"{stem}.json", classes))
+            assert image.size == mask.size
     assert not list((tmp_path / "out").rglob("*.part"))
 
 
@@ -194,3 +195,21 @@ def test_shipped_sample_occluded_car_is_one_instance():
     assert len(car_ids) == 1
     from scipy import ndimage
     assert ndimage.label(instances == car_ids[0])[1] == 2                               # visible in two pieces
+
+
+def test_the_image_is_turned_upright_by_its_exif_orientation_as_labelme_shows_it(tmp_path):
+    """Labelme applies the EXIF orientation before showing a photo, so its annotations are in the upright frame."""
+    from PIL import Image
+
+    from segcourse.data.labelme import labelme_image
+
+    stored = np.zeros((4, 6, 3), np.uint8)           # stored 4 rows x 6 columns ...
+    stored[0, 0] = 255                               # a marker in the stored top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6                                 # ... displayed rotated 90 degrees clockwise: 6 rows x 4 columns
+    Image.fromarray(stored).save(tmp_path / "photo.jpg", exif=exif, quality=100)
+    data = {"__file__": str(tmp_path / "photo.json"), "imagePath": "photo.jpg", "imageData": None,
+            "imageHeight": 6, "imageWidth": 4, "shapes": []}
+    upright = labelme_image(data)
+    assert upright.shape == (6, 4, 3)
+    assert upright[0, -1].mean() > 128                # the stored top-left is now the top-right corner
