@@ -1,0 +1,71 @@
+"""The course's small Mask R-CNN: built offline, trains through fit (empty images included), scored like pycocotools."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from segcourse import seed_everything
+from segcourse.data.instances import InstanceAugment, instance_dataset, target_from_instances
+from segcourse.metrics import mask_ap
+from segcourse.models.maskrcnn import mask_rcnn, predict
+from segcourse.train import DetectionTask, detection_collate, fit
+
+from ._coco import coco_segm
+
+
+@pytest.fixture()
+def no_download(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+
+
+def test_builds_offline_and_keeps_the_image_size(no_download):
+    model = mask_rcnn(image_size=64)
+    assert model.transform.min_size == (64,) and model.transform.max_size == 64
+    model.eval()
+    out = model([torch.rand(3, 64, 64)])[0]
+    n = len(out["scores"])
+    assert out["boxes"].shape == (n, 4) and out["masks"].shape == (n, 1, 64, 64) and out["masks"].dtype == torch.float32
+
+
+def test_resnet50_variant_builds_without_weights(no_download):
+    from segcourse.models.maskrcnn import mask_rcnn_resnet50
+
+    model = mask_rcnn_resnet50(num_classes=2)
+    assert sum(p.numel() for p in model.parameters()) > 40e6
+
+
+def test_empty_images_train_through_fit(tmp_path):
+    seed_everything(0)
+    ds = instance_dataset("cells", "train", count=3, size=64, transform=InstanceAugment())
+    empty_image = torch.rand(3, 64, 64) * 0.1
+    empty = target_from_instances(torch.zeros(64, 64, dtype=torch.int64))
+    items = [ds[i] for i in range(3)] + [(empty_image, empty)]
+    loader = DataLoader(items, batch_size=2, collate_fn=detection_collate)
+    only_empty = DataLoader([(empty_image, empty)] * 2, batch_size=2, collate_fn=detection_collate)
+    model = mask_rcnn(image_size=64)
+    model.train()
+    losses = model([empty_image, empty_image], [empty, empty])     # a batch without any object
+    assert all(torch.isfinite(v.detach()) for v in losses.values()) and float(losses["loss_mask"].detach()) == 0.0
+    history = fit(model, loader, only_empty, loss_fn=None, task=DetectionTask(), epochs=1, device="cpu",
+                  progress=False, verbose=False, checkpoint=tmp_path / "m.safetensors")
+    rec = history.records[-1]
+    assert rec["train_loss"] == rec["train_loss"] and rec["val_loss"] == rec["val_loss"]   # not NaN
+    assert (tmp_path / "m.safetensors").exists()
+
+
+def test_mask_ap_on_the_models_predictions_equals_pycocotools():
+    seed_everything(1)
+    ds = instance_dataset("cells", "val", count=3, size=64)
+    model = mask_rcnn(image_size=64, score_thresh=0.0)   # untrained: many low-score, overlapping detections
+    images, targets = zip(*[ds[i] for i in range(3)])
+    preds = predict(model, list(images))
+    assert any(len(p["scores"]) for p in preds)
+    got = mask_ap(preds, list(targets), mask_threshold=0.5)
+    ref = coco_segm(preds, list(targets), 0.5)
+    assert got["map"] == pytest.approx(ref[0], abs=1e-12) and got["map_50"] == pytest.approx(ref[1], abs=1e-12)
