@@ -20,7 +20,7 @@ outputs are equal to 1e-5 (``tests/inference/test_sliding.py``); MONAI is a test
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -202,7 +202,8 @@ def sliding_window(predictor: Callable[[torch.Tensor], torch.Tensor], image: tor
         if not isinstance(pred, torch.Tensor) or pred.dim() != 4 or pred.shape[0] != len(chunk) \
                 or tuple(pred.shape[-2:]) != (h, w):
             got = tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__
-            raise ValueError(f"the predictor must return (b, K, {h}, {w}) for a batch of {len(chunk)} windows, got {got}")
+            raise ValueError(f"the predictor must return (b, K, {h}, {w}) for a batch of {len(chunk)} windows, "
+                             f"got {got}")
         pred = pred.float()
         if mode != "constant":
             pred = pred * weights                                      # (b, K, h, w)

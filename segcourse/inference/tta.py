@@ -9,7 +9,7 @@ that are resized back to ``(H, W)`` (bilinear).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
