@@ -84,7 +84,8 @@ def pad_to(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
         ValueError: ``size`` is smaller than ``x`` in some dimension (this function
             never crops: cropping would silently drop pixels).
     """
-    target_h, target_w = int(size[0]), int(size[1])
+    # a torch.Size keeps its (possibly symbolic) sizes: int() would freeze them under torch.export
+    target_h, target_w = (size[0], size[1]) if isinstance(size, torch.Size) else (int(size[0]), int(size[1]))
     dh, dw = target_h - x.shape[-2], target_w - x.shape[-1]
     if dh < 0 or dw < 0:
         raise ValueError(

@@ -95,3 +95,14 @@ def test_static_quantisation_needs_calibration(onnx_path, tmp_path):
         quantize_onnx(onnx_path, tmp_path / "s.onnx", mode="static")
     with pytest.raises(ValueError, match="mode"):
         quantize_onnx(onnx_path, tmp_path / "s.onnx", mode="fp8")
+
+
+def test_torch_export_with_dynamic_sides(model):
+    from torch.export import Dim, export
+
+    wrapped = deployable(model)
+    dynamic = {"x": {0: Dim("batch", min=1, max=8), 2: 8 * Dim("hu", min=1, max=64), 3: 8 * Dim("wu", min=1, max=64)}}
+    program = export(wrapped, (torch.rand(2, 3, 32, 32),), dynamic_shapes=dynamic)
+    x = torch.rand(3, 3, 40, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), wrapped(x), rtol=0, atol=1e-5)
