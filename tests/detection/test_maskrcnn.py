@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -69,3 +70,30 @@ def test_mask_ap_on_the_models_predictions_equals_pycocotools():
     got = mask_ap(preds, list(targets), mask_threshold=0.5)
     ref = coco_segm(preds, list(targets), 0.5)
     assert got["map"] == pytest.approx(ref[0], abs=1e-12) and got["map_50"] == pytest.approx(ref[1], abs=1e-12)
+
+
+def test_label_maps_and_watershed_helpers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from segcourse.data import generate
+    from segcourse.detection.evaluate import draw_instances, labels_to_prediction, to_label_map, watershed_labels
+
+    masks = torch.zeros(3, 1, 8, 8)
+    masks[0, 0, :4, :4] = 0.9
+    masks[1, 0, 2:6, 2:6] = 0.8      # overlaps the first: its overlap goes to the higher score
+    masks[2, 0, 6:, 6:] = 0.9
+    labels = to_label_map({"masks": masks, "scores": torch.tensor([0.6, 0.95, 0.3])})
+    assert labels[3, 3] == 1 and labels[0, 0] == 2 and labels[7, 7] == 0    # third below score 0.5
+    pred = labels_to_prediction(labels)
+    assert pred["masks"].shape == (2, 8, 8) and pred["scores"].tolist() == [1.0, 1.0]
+    s = generate("cells", 5, size=64)
+    ws = watershed_labels(s.image)
+    assert ws.shape == (64, 64) and ws.max() >= 1
+    assert (watershed_labels(torch.from_numpy(s.image).permute(2, 0, 1).float() / 255) == ws).all()
+    fig, ax = plt.subplots()
+    counts = draw_instances(ax, s.image, ws, s.instances.astype(np.int32), boxes=[[1, 1, 5, 5]], scores=[0.5])
+    plt.close(fig)
+    assert counts["tp"] + counts["fn"] == len(np.unique(s.instances)) - 1
