@@ -228,7 +228,7 @@ def test_fifty_concurrent_requests_are_all_answered_correctly_and_health_answers
 def test_beyond_capacity_the_answer_is_503_and_the_process_survives(models):
     srv = Server(models["onnx"], "--max-pending", "1", "--workers", "1", log=models["folder"] / "server2.log")
     try:
-        payload = _png(_image(20, 384, 384))
+        payload = _png(_image(20, 512, 512))
         with ThreadPoolExecutor(max_workers=12) as pool, httpx.Client() as client:
             replies = list(pool.map(lambda _: _post(srv.url, payload, client=client), range(12)))
         codes = sorted({r.status_code for r in replies})
