@@ -89,7 +89,7 @@ def test_instances_that_leave_the_image_are_dropped():
     image = torch.rand(3, 40, 40)
     torch.manual_seed(0)
     for _ in range(20):
-        img2, t2 = InstanceAugment(hflip=0.5, vflip=0.5, degrees=30, scale=(0.7, 1.3), translate=(0.4, 0.4))(image, t)
+        _, t2 = InstanceAugment(hflip=0.5, vflip=0.5, degrees=30, scale=(0.7, 1.3), translate=(0.4, 0.4))(image, t)
         n = len(t2["labels"])
         assert t2["boxes"].shape == (n, 4) and t2["masks"].shape == (n, 40, 40) and t2["area"].shape == (n,)
         if n:
