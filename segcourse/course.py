@@ -45,6 +45,9 @@ from .constants import SEED_OFFSET_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCES_FILE = "tolerances.json"
+#: Load average per CPU above which ``--store`` warns that the stored times will be pessimistic.
+BUSY_LOAD = 0.5
+
 #: A result without a stated tolerance must agree to this (relative and absolute): deterministic.
 EXACT = 1e-9
 
@@ -76,6 +79,8 @@ def format_table(entries: list[dict], mode: str) -> str:
             mark = ""
             if "target" in r and mode != "smoke":
                 mark = f" ({r['target']}: {'met' if r['met'] else 'MISSED'})"
+            if r.get("timing"):
+                mark += " (timing: not gated)"
             results.append(f"{r['label']} {_shown(r['value'])}{mark}")
         for d in e.get("drift", []):
             results.append(f"**{d}**")
@@ -142,6 +147,8 @@ def drift(stored: list[dict], today: list[dict], tolerances: dict[str, float]) -
 
     A numeric result with a tolerance may move by that much; one without must agree to 1e-9
     (deterministic); strings and booleans must be equal. A result recorded on one side only is drift too.
+    A result recorded with ``timing=True`` (a latency, a throughput) is never compared: it measures
+    the machine and whatever else runs on it, not the lesson.
     """
     problems = []
     old = {r["key"]: r for r in stored}
@@ -151,6 +158,8 @@ def drift(stored: list[dict], today: list[dict], tolerances: dict[str, float]) -
     for key in new.keys() - old.keys():
         problems.append(f"{key}: recorded today but not stored in the solution (re-store it)")
     for key in sorted(old.keys() & new.keys()):
+        if old[key].get("timing") or new[key].get("timing"):
+            continue  # a time or speed: it depends on the machine and its load, so it is shown, never gated
         a, b = old[key]["value"], new[key]["value"]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
         if not numeric:
@@ -224,7 +233,8 @@ def run_lessons(paths: list[Path], *, mode: str, out: Path, timeout: int, speed:
     return entries
 
 
-def store_lesson(path: Path, entry: dict, *, timeout: int, speed: float | None, notebooks: Path, log=print) -> bool:
+def store_lesson(path: Path, entry: dict, *, timeout: int, speed: float | None, notebooks: Path, log=print,
+                 load: float | None = None) -> bool:
     """Store the quick-mode outputs of ``entry`` (a :func:`run_lessons` entry) in ``path``, with its stamp.
 
     Runs the lesson once more in smoke mode to decide which cells ``make test`` compares. Writes
@@ -255,7 +265,7 @@ def store_lesson(path: Path, entry: dict, *, timeout: int, speed: float | None, 
             log(f"      {line}")
         return False
     executed.metadata["segcourse"] = make_stamp(executed, seconds=entry["seconds"], results=entry["results"],
-                                                speed=speed)
+                                                speed=speed, load_per_cpu=load)
     tmp = path.with_name(f".{path.name}.tmp")
     nbformat.write(executed, tmp)
     tmp.replace(path)
@@ -296,8 +306,17 @@ def run(args: argparse.Namespace) -> int:
     paths = lessons(args.solutions, args.lessons)
     out: Path = args.out
     (out / "executed").mkdir(parents=True, exist_ok=True)
+    from .train.speed import load_average
+
+    load = load_average()  # before our own measuring adds to it
     speed = _speed(args.speed_seconds)
     _header(mode, speed)
+    if load is not None:
+        print(f"Load average before starting: {load:.2f} per CPU", flush=True)
+        if args.store and load > BUSY_LOAD:
+            print(f"WARNING: other work is using this machine (load {load:.2f} per CPU): the stored seconds and "
+                  "speed will be pessimistic, and a lesson's time budget may cut its training short. Store on a "
+                  "quiet machine.", flush=True)
     if args.spread is not None:
         return run_spread(paths, args.spread, mode=mode, out=out, timeout=args.timeout, speed=speed)
     expected = [_expected_seconds(_stamp(p), speed) for p in paths]
@@ -310,7 +329,8 @@ def run(args: argparse.Namespace) -> int:
     if args.store:
         print("Storing the quick-mode outputs:", flush=True)
         for path, entry in zip(paths, entries):
-            stored_ok &= store_lesson(path, entry, timeout=args.timeout, speed=speed, notebooks=args.notebooks)
+            stored_ok &= store_lesson(path, entry, timeout=args.timeout, speed=speed, notebooks=args.notebooks,
+                                      load=load)
     summary = _summary(entries, mode, speed)
     (out / "course-report.json").write_text(json.dumps(summary, indent=2))
     table = format_table(entries, mode)

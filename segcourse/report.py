@@ -39,7 +39,7 @@ def target_met(value: float, target: str) -> bool:
 
 
 def record(key: str, value: Any, *, label: str | None = None, target: str | None = None,
-           fmt: str = ".4f", quiet: bool = False) -> Any:
+           fmt: str = ".4f", quiet: bool = False, timing: bool = False) -> Any:
     """Publish one key result of the running lesson.
 
     Args:
@@ -50,6 +50,8 @@ def record(key: str, value: Any, *, label: str | None = None, target: str | None
             The report marks it met or missed; smoke mode never judges targets.
         fmt: format spec for numbers in the printed line.
         quiet: do not print.
+        timing: the value is a time, a speed or a ratio of times: it measures the machine (and whatever
+            else runs on it), so the quality gate shows it but never compares it with the stored one.
 
     Returns:
         ``value``, so a cell can end on it.
@@ -68,6 +70,8 @@ def record(key: str, value: Any, *, label: str | None = None, target: str | None
             json_value = int(value)
         shown = format(json_value, fmt) if isinstance(json_value, float) else str(json_value)
     entry = {"key": key, "label": label or key, "value": json_value}
+    if timing:
+        entry["timing"] = True
     suffix = ""
     if target is not None:
         if not isinstance(json_value, (int, float)) or isinstance(json_value, bool):

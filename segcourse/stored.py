@@ -8,11 +8,13 @@ reading them on a code host sees what the course produces on a laptop. Each one 
 stamp in its metadata (``metadata["segcourse"]``)::
 
     {"mode": "quick", "source_hash": "sha256:...", "seconds": 97.3, "python": "3.11.7",
-     "torch": "2.14.1", "machine": "...", "speed_img_per_s": 61.2, "stored": "2026-12-01T10:02:11",
-     "results": [{"key": "unet_dice", "value": 0.96, ...}], "compared_cells": 23}
+     "torch": "2.14.1", "machine": "...", "speed_img_per_s": 61.2, "load_per_cpu": 0.05,
+     "stored": "2026-12-01T10:02:11", "results": [{"key": "unet_dice", "value": 0.96, ...}], "compared_cells": 23}
 
 ``source_hash`` covers every cell's type and source (not outputs, not metadata), so editing
-any cell without re-storing is caught by ``tests/test_stored_outputs.py``.
+any cell without re-storing is caught by ``tests/test_stored_outputs.py``. ``speed_img_per_s``
+(:func:`segcourse.train.speed.machine_speed`) and ``load_per_cpu`` (the load average before the run)
+say how fast and how busy the machine was, so the course runner can scale ``seconds`` to another machine.
 
 **Which outputs ``make test`` compares.** ``make test`` runs every notebook in *smoke* mode and
 nbval compares it with the stored *quick*-mode outputs, so only outputs that do not depend on
@@ -220,7 +222,8 @@ def stamp_problem(nb, name: str) -> str | None:
     return None
 
 
-def make_stamp(nb, *, seconds: float, results: list[dict], speed: float | None, mode: str = STORED_MODE) -> dict:
+def make_stamp(nb, *, seconds: float, results: list[dict], speed: float | None, mode: str = STORED_MODE,
+               load_per_cpu: float | None = None) -> dict:
     """The stamp for a notebook just executed in ``mode`` (see the module docstring)."""
     import platform
     import time
@@ -239,6 +242,7 @@ def make_stamp(nb, *, seconds: float, results: list[dict], speed: float | None, 
         "torch": torch.__version__,
         "machine": machine_name(),
         "speed_img_per_s": None if speed is None else round(float(speed), 1),
+        "load_per_cpu": load_per_cpu,
         "stored": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "results": results,
         "compared_cells": len(compared_cells(nb)),

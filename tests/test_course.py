@@ -152,6 +152,22 @@ def test_drift_reports_results_recorded_on_one_side_only():
     assert any("b: recorded today but not stored" in p for p in problems)
 
 
+def test_drift_never_compares_a_timing():
+    # lesson 10's ONNX/eager latency ratio moved 0.41 -> 0.45 between two runs of the same code on
+    # two machines of one kind: a time measures the machine, so the gate shows it and does not judge it
+    old = [{"key": "latency_ratio", "value": 0.4101, "timing": True}, {"key": "iou", "value": 0.67}]
+    new = [{"key": "latency_ratio", "value": 0.4494, "timing": True}, {"key": "iou", "value": 0.67}]
+    assert course.drift(old, new, {}) == []
+    # a result stored before it was marked as a timing is not compared either
+    assert course.drift([{"key": "latency_ratio", "value": 0.41}], new[:1], {}) == []
+    # ... but a timing that disappeared is still reported
+    assert course.drift(old, new[1:], {}) == ["latency_ratio: stored in the solution but not recorded today"]
+    shown = [dict(r, label=r["key"]) for r in new]
+    table = course.format_table([{"lesson": "10_deployment", "seconds": 1.0, "ok": True, "results": shown,
+                                 "targets_missed": []}], "quick")
+    assert "latency_ratio 0.4494 (timing: not gated)" in table
+
+
 def test_tolerances_file_is_validated(tmp_path):
     (tmp_path / "tolerances.json").write_text(json.dumps({"lessons": {"04_unet": {"unet_dice": -1}}}))
     with pytest.raises(ValueError, match="04_unet"):

@@ -35,6 +35,15 @@ def test_record_prints_and_appends_to_the_report_file(tmp_path, monkeypatch, cap
     assert report.read(path) == entries
 
 
+def test_record_marks_a_timing(tmp_path, monkeypatch):
+    path = tmp_path / "r.json"
+    monkeypatch.setenv("SEGCOURSE_REPORT", str(path))
+    report.record("latency_ratio", 0.41, timing=True, quiet=True)
+    report.record("iou", 0.67, quiet=True)
+    assert report.read(path) == [{"key": "latency_ratio", "label": "latency_ratio", "value": 0.41, "timing": True},
+                                 {"key": "iou", "label": "iou", "value": 0.67}]
+
+
 def test_record_without_report_file_only_prints(monkeypatch, capsys, tmp_path):
     monkeypatch.delenv("SEGCOURSE_REPORT", raising=False)
     report.record("note", "hello")
