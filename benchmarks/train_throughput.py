@@ -21,8 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,20 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
+from segcourse.train.speed import machine_name  # noqa: E402
+
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
-    if torch.cuda.is_available():
-        text += f"; GPU: {torch.cuda.get_device_name(0)}"
-    return text
+    return f"{machine_name()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
 
 
 class OnTheFly(Dataset):

@@ -231,6 +231,7 @@ def make_stamp(nb, *, seconds: float, results: list[dict], speed: float | None, 
     import torch
 
     from .config import MODES
+    from .train.speed import machine_name
 
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -247,27 +248,3 @@ def make_stamp(nb, *, seconds: float, results: list[dict], speed: float | None, 
         "results": results,
         "compared_cells": len(compared_cells(nb)),
     }
-
-
-def machine_name() -> str:
-    """``"<CPU model>, <n> logical CPUs"`` (and the GPU, if any)."""
-    import os
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} logical CPUs"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            text += f", GPU {torch.cuda.get_device_name(0)}"
-    except Exception:  # pragma: no cover - torch is a hard dependency
-        pass
-    return text

@@ -105,3 +105,22 @@ def load_average() -> float | None:
         return round(os.getloadavg()[0] / (os.cpu_count() or 1), 2)
     except (AttributeError, OSError):
         return None
+
+
+def machine_name() -> str:
+    """``"<CPU model>, <n> logical CPUs"`` (and the GPU, if any): how stamps and benchmarks name a machine."""
+    import platform
+    from pathlib import Path
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} logical CPUs"
+    if torch.cuda.is_available():
+        text += f", GPU {torch.cuda.get_device_name(0)}"
+    return text
