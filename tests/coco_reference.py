@@ -1,4 +1,4 @@
-"""pycocotools' COCOeval(iouType="segm") on torchvision-format predictions and targets (test helper)."""
+"""pycocotools' COCOeval(iouType="segm") on torchvision-format predictions and targets (test helper, shared by tests/metrics and tests/detection)."""
 
 from __future__ import annotations
 

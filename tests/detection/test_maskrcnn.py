@@ -13,7 +13,7 @@ from segcourse.metrics import mask_ap
 from segcourse.models.maskrcnn import mask_rcnn, predict
 from segcourse.train import DetectionTask, detection_collate, fit
 
-from ._coco import coco_segm
+from coco_reference import coco_segm
 
 
 @pytest.fixture()

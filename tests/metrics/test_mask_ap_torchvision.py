@@ -2,45 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 
 import numpy as np
 import pytest
 import torch
-from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+from coco_reference import coco_segm
 
 from segcourse.metrics import mask_ap
-
-
-def coco_segm(preds, targets, threshold=0.5):
-    """pycocotools on torchvision-format lists (soft prediction masks thresholded at ``> threshold``)."""
-    images, anns, dets = [], [], []
-    labels = sorted({int(x) for e in list(preds) + list(targets) for x in e["labels"]})
-    for i, (p, t) in enumerate(zip(preds, targets)):
-        h, w = t["masks"].shape[-2:]
-        images.append({"id": i, "height": int(h), "width": int(w)})
-        for m, lab in zip(t["masks"], t["labels"]):
-            rle = mask_utils.encode(np.asfortranarray(np.asarray(m, np.uint8)))
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(lab), "segmentation": rle,
-                         "area": float(mask_utils.area(rle)), "bbox": list(mask_utils.toBbox(rle)), "iscrowd": 0})
-        for m, s, lab in zip(p["masks"], p["scores"], p["labels"]):
-            m = np.asarray(m).reshape(h, w)
-            rle = mask_utils.encode(np.asfortranarray((m > threshold).astype(np.uint8)))
-            dets.append({"image_id": i, "category_id": int(lab), "segmentation": rle, "score": float(s)})
-    gt = COCO()
-    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": c} for c in labels]}
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
-        dt = gt.loadRes(dets) if dets else COCO()
-        ev = COCOeval(gt, dt, iouType="segm")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev.stats[:3]
 
 
 def soft_predictions(targets, seed):
