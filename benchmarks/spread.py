@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import nbformat  # noqa: E402
+import nbformat
 
-from segcourse.course import format_spread, spread_table  # noqa: E402
-from segcourse.stored import stamp_of  # noqa: E402
+from segcourse.course import format_spread, spread_table
+from segcourse.stored import stamp_of
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
 

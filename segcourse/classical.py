@@ -25,7 +25,7 @@ References:
 from __future__ import annotations
 
 import heapq
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -431,7 +431,6 @@ def watershed_instances(mask: np.ndarray, min_distance: int = 5, smooth: float =
         L. Vincent, P. Soille, IEEE TPAMI 13(6), 1991. https://doi.org/10.1109/34.87344
         (``skimage.segmentation.watershed`` and ``skimage.feature.peak_local_max`` do the work).
     """
-    from scipy import ndimage
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 

@@ -134,7 +134,7 @@ def load_tolerances(solutions: Path) -> dict[str, dict[str, float]]:
     data = json.loads(path.read_text())
     lessons_part = data.get("lessons") if isinstance(data, dict) else None
     if not isinstance(lessons_part, dict):
-        raise ValueError(f"{path}: expected {{\"lessons\": {{lesson: {{key: tolerance}}}}}} (and an optional \"about\")")
+        raise ValueError(f"{path}: expected {{\"lessons\": {{lesson: {{key: tolerance}}}}}} (and an optional \"about\")")  # noqa: TRY004 - bad file content
     for lesson, table in lessons_part.items():
         if not isinstance(table, dict) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in table.values()):

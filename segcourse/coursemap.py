@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 _TIME = re.compile(r"\*\*Time:\*\*\s*about\s+(\d+)\s+min")
 _ROW = re.compile(r"^\|\s*(\d{2})\s*\|(.*)\|\s*([^|]*)\|\s*([^|]*)\|\s*$")
-_TOTALS = re.compile(r"^The \"quick-mode run\" column .*?(?=\n\n|\Z)", re.S | re.M)
+_TOTALS = re.compile(r"^The \"quick-mode run\" column .*?(?=\n\n|\Z)", re.DOTALL | re.MULTILINE)
 
 
 def learner_minutes(nb, name: str) -> int:

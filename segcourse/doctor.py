@@ -93,7 +93,7 @@ def check_torch(pins: dict[str, str]) -> list[Check]:
 
             kept = nms(torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]]), torch.tensor([0.9, 0.8]), 0.5)
             checks.append(Check("torchvision ops", kept.tolist() == [0], "compiled ops (nms) load and run"))
-        except Exception as exc:  # the classic torch/torchvision mismatch
+        except Exception as exc:  # noqa: BLE001 - the classic torch/torchvision mismatch
             checks.append(Check("torchvision ops", False, f"compiled ops fail to load ({type(exc).__name__}: {exc}); "
                                 "torch and torchvision must be a matching pair: reinstall with `make distclean lab`"))
     return checks
@@ -106,7 +106,7 @@ def check_packages() -> list[Check]:
         try:
             importlib.import_module(module)
             checks.append(Check(dist, True, _version(dist) or "installed", required))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
             hint = ("run `make lab` to install the pinned environment" if required
                     else f"optional: {OPTIONAL_USES.get(module, 'only some lessons use it')}")
             checks.append(Check(dist, False, f"missing ({type(exc).__name__}); {hint}", required))
@@ -164,7 +164,7 @@ def check_jupyter() -> list[Check]:
         version = json.loads(manager.read_text()).get("version")
     if version is None:
         try:
-            from jupyterlab_widgets import __version__ as version  # noqa: F811
+            from jupyterlab_widgets import __version__ as version
         except ImportError:
             version = None
     checks.append(Check("widget extension", version is not None,

@@ -72,12 +72,12 @@ def execute_notebook(path: str | os.PathLike, *, mode: str | None = None, report
     error = None
     # The kernel process's own log (e.g. ipykernel's transport warning) goes to a file, not the
     # console; its tail is shown only when the kernel itself failed.
-    kernel_log = tempfile.TemporaryFile(mode="w+")
+    kernel_log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below
     try:
         client.execute(stderr=kernel_log)
     except CellExecutionError as exc:
         error = _short_error(str(exc))
-    except Exception as exc:  # kernel died, timeout, ...
+    except Exception as exc:  # noqa: BLE001 - kernel died, timeout, ...
         kernel_log.seek(0)
         tail = "\n".join(kernel_log.read().strip().splitlines()[-5:])
         error = f"{type(exc).__name__}: {exc}" + (f"\nkernel log:\n{tail}" if tail else "")

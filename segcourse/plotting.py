@@ -7,7 +7,7 @@ returns the matplotlib ``Figure`` it drew, so a cell can end on it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -52,5 +52,5 @@ def test_learner_minutes_needs_the_time_line():
 
 def test_readme_course_map_is_current():
     proc = subprocess.run([sys.executable, "-m", "segcourse", "coursemap", "--check"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

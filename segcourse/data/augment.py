@@ -33,11 +33,11 @@ import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network on import
 
-from collections.abc import Callable, Sequence  # noqa: E402
+from collections.abc import Callable, Sequence
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ..constants import IGNORE_INDEX  # noqa: E402
+from ..constants import IGNORE_INDEX
 
 __all__ = ["LEVELS", "audit_transform", "describe_transform", "eval_transform", "paired_crop_flip", "train_transform"]
 
@@ -194,7 +194,7 @@ def describe_transform(transform, indent: str = "") -> list[str]:
         return lines
     try:
         args = transform.get_transform_init_args()
-    except Exception:  # not an albumentations transform: name only
+    except Exception:  # noqa: BLE001 - not an albumentations transform: name only
         args = {}
     parts = [f"{k.replace('_limit', '').replace('translate_percent', 'shift')} {_short(args[k])}"
              for k in _SHOWN_ARGS.get(name, ()) if k in args]

@@ -49,12 +49,12 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
 
 
 def run(args: argparse.Namespace) -> int:
-    from .build import ensure_dataset, is_complete, dataset_dir
+    from .build import dataset_dir, ensure_dataset, is_complete
     from .synthetic import GENERATORS, SPLIT_OFFSETS
 
     action = getattr(args, "action", None)
     if action == "prepare":
-        from .recipes import main as recipes_main     # imported only here: converters and downloads are optional
+        from .recipes import main as recipes_main  # imported only here: converters and downloads are optional
 
         return int(recipes_main(args.recipe_args) or 0)
     if action != "build":

@@ -48,9 +48,9 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 __all__ = [
     "ChecksumError", "IncompleteDownloadError", "UnsafeArchiveError", "UnverifiedDownloadError",
@@ -124,7 +124,7 @@ def _open_source(source: str | os.PathLike, timeout: float):
     text = os.fspath(source)
     scheme = urllib.parse.urlparse(text).scheme.lower()
     if scheme in ("http", "https", "ftp", "file"):
-        response = urllib.request.urlopen(text, timeout=timeout)  # noqa: S310 - schemes checked above
+        response = urllib.request.urlopen(text, timeout=timeout)  # schemes checked above
         length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
         return response, (int(length) if length and length.isdigit() else None)
     path = Path(text)

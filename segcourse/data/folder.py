@@ -33,8 +33,8 @@ float tensor ``(3, H, W)`` in ``[0, 1]``, mask as an ``int64`` tensor ``(H, W)``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

@@ -163,7 +163,7 @@ def shape_to_mask(shape: Mapping[str, Any], height: int, width: int, *, line_wid
         if patch.ndim == 3:
             patch = patch.any(axis=-1)
         (x0, y0), _ = points
-        x0, y0 = int(round(x0)), int(round(y0))
+        x0, y0 = round(x0), round(y0)
         out = np.zeros((height, width), dtype=bool)
         h = max(0, min(patch.shape[0], height - y0))
         w = max(0, min(patch.shape[1], width - x0))

@@ -289,8 +289,8 @@ def _banner(name: str, ids: list[str], registry: dict[str, Exercise]):
     import nbformat
 
     lines = [
-        f"> **Learner version.** This notebook is generated from [`solutions/{name}`](../solutions/{name}), where every "
-        f"exercise is solved; write your answers here and run each `check(...)` cell to see how you did.",
+        (f"> **Learner version.** This notebook is generated from [`solutions/{name}`](../solutions/{name}), where every "
+         f"exercise is solved; write your answers here and run each `check(...)` cell to see how you did."),
     ]
     if ids:
         listed = "; ".join(f"{i} {registry[i].title} ({registry[i].level}, ~{registry[i].minutes} min)"

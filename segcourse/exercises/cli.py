@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
-        from .registry import all_exercises, _LOAD_ERRORS
+        from .registry import _LOAD_ERRORS, all_exercises
 
         for ex in all_exercises():
             print(f"{ex.id:>5}  {ex.level:<8} {ex.kind:<9} ~{ex.minutes:>2} min  {ex.title}")

@@ -46,9 +46,10 @@ import pkgutil
 import re
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 __all__ = [
     "KINDS", "LEVELS", "CheckFailed", "CheckResult", "Exercise", "all_exercises", "case", "check",
@@ -237,7 +238,7 @@ def load_all(*, strict: bool = False) -> dict[str, Exercise]:
                 continue
             try:
                 importlib.import_module(name)
-            except Exception as error:  # noqa: BLE001 - one broken lesson must not break the others' checks
+            except Exception as error:  # one broken lesson must not break the others' checks
                 if strict:
                     raise
                 _LOAD_ERRORS[name] = f"{type(error).__name__}: {error}"
@@ -281,7 +282,7 @@ def case(name: str) -> Iterator[None]:
         raise CheckFailed(f"case {name!r}: {message}") from None
     except NotImplementedError as error:
         raise _NotAttempted(str(error)) from error
-    except Exception as error:  # noqa: BLE001 - reported to the learner as a failed case
+    except Exception as error:  # reported to the learner as a failed case
         raise CheckFailed(f"case {name!r}: {_describe_exception(error)}") from error
     finally:
         _CURRENT_CASE.pop()
@@ -389,7 +390,7 @@ def _to_numpy(value: Any, what: str):
         value = value.detach().cpu().numpy()
     try:
         return np.asarray(value)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raise CheckFailed(f"{what}: expected an array-like, got {type(value).__name__} ({error})") from error
 
 

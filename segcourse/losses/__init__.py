@@ -28,14 +28,6 @@ each equality to 1e-5 on seeded random inputs, plus gradients (``torch.autograd.
 """
 
 from .boundary import boundary_loss, signed_distance_map, signed_distance_maps
-from .pixelwise import (
-    binary_cross_entropy,
-    class_pixel_counts,
-    cross_entropy,
-    inverse_frequency_weights,
-    median_frequency_weights,
-    ohem_cross_entropy,
-)
 from .focal import binary_focal_loss, focal_loss, focal_weight
 from .lovasz import lovasz_grad, lovasz_hinge_loss, lovasz_softmax_loss
 from .modules import (
@@ -56,6 +48,14 @@ from .modules import (
     get_loss,
 )
 from .overlap import binary_dice_loss, binary_tversky_loss, ce_dice_loss, dice_loss, overlap_counts, tversky_loss
+from .pixelwise import (
+    binary_cross_entropy,
+    class_pixel_counts,
+    cross_entropy,
+    inverse_frequency_weights,
+    median_frequency_weights,
+    ohem_cross_entropy,
+)
 
 __all__ = [
     "MULTICLASS_LOSSES", "BinaryCrossEntropyLoss", "BinaryDiceLoss", "BinaryFocalLoss", "BinaryTverskyLoss",

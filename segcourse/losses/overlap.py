@@ -34,7 +34,7 @@ the ratio as written above, like MONAI's ``smooth_nr = smooth_dr``. smp writes D
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -21,7 +21,7 @@ References:
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -167,8 +167,7 @@ def _iter_masks(source) -> Iterable[np.ndarray]:
             return
         if source.ndim < 2:
             raise ValueError(f"masks must be (H, W) or (N, H, W), got an array of shape {source.shape}")
-        for m in source.reshape(-1, *source.shape[-2:]):
-            yield m
+        yield from source.reshape(-1, *source.shape[-2:])
         return
     try:
         iterator = iter(source)

@@ -94,7 +94,7 @@ def boundary_band(mask: Any, dilation_ratio: float = 0.02) -> np.ndarray:
     if not dilation_ratio > 0:
         raise ValueError(f"dilation_ratio must be > 0, got {dilation_ratio}")
     h, w = m.shape
-    d = max(1, int(round(dilation_ratio * math.sqrt(h * h + w * w))))
+    d = max(1, round(dilation_ratio * math.sqrt(h * h + w * w)))
     eroded = ndimage.binary_erosion(m, structure=np.ones((3, 3), bool), iterations=d, border_value=0)
     return m & ~eroded
 

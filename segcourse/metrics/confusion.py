@@ -189,7 +189,7 @@ class ConfusionMatrix:
         self.ignore_index = ignore_index
         self._cm: torch.Tensor | None = None
 
-    def update(self, pred: Any, target: Any) -> "ConfusionMatrix":
+    def update(self, pred: Any, target: Any) -> ConfusionMatrix:
         """Add one batch: ``pred`` and ``target`` class ids of the same shape (see :func:`confusion_matrix`)."""
         batch = confusion_matrix(pred, target, self.num_classes, self.ignore_index)
         if self._cm is None:

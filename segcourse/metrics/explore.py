@@ -217,7 +217,7 @@ def imbalance_scores(fraction: float, size: int = 128, error_pixels: int = 1) ->
     """
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    side = max(1, int(round(math.sqrt(fraction) * size)))
+    side = max(1, round(math.sqrt(fraction) * size))
     target = np.zeros((size, size), bool)
     lo = (size - side) // 2
     target[lo:lo + side, lo:lo + side] = True

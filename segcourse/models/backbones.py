@@ -33,7 +33,7 @@ References:
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -467,7 +467,7 @@ def conv_layers(module: nn.Module) -> list[tuple[int, int, int]]:
     out = []
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            as_pair = lambda v: v if isinstance(v, int) else v[0]  # noqa: E731
+            as_pair = lambda v: v if isinstance(v, int) else v[0]
             k, s = as_pair(m.kernel_size), as_pair(m.stride)
             d = as_pair(getattr(m, "dilation", 1))
             out.append((k, s, d))

@@ -30,7 +30,7 @@ keeps plain convolutions (as torchvision and many reimplementations do) for read
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -87,7 +87,7 @@ def load_cached_weights(name: str, hub_dir: str | os.PathLike | None = None) -> 
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated download, a file from another model ...
+    except Exception as exc:  # noqa: BLE001 - a truncated download, a file from another model ...
         warnings.warn(f"could not read pretrained weights at {path} ({type(exc).__name__}: {exc}); training from scratch",
                       UserWarning, stacklevel=3)
         return None

@@ -107,7 +107,7 @@ def read_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[st
     if path.suffix in (".pt", ".pth", ".bin"):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle errors, truncated zip archives, forbidden globals
+        except Exception as err:  # noqa: BLE001 - pickle errors, truncated zip archives, forbidden globals
             raise ValueError(f"could not read checkpoint {path} with torch.load(weights_only=True): {err}") from None
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise ValueError(f"checkpoint {path} is not a plain state dict of tensors")
@@ -117,8 +117,8 @@ def read_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[st
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             header = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except Exception as err:  # SafetensorError: header too large / incomplete / invalid
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 - safe_open is not a mapping
+    except Exception as err:  # noqa: BLE001 - SafetensorError: header too large / incomplete / invalid
         raise ValueError(f"checkpoint {path} is truncated or corrupt (safetensors could not read it: {err}); "
                          "re-create it, e.g. by training again") from None
     if _META_KEY not in header:  # a plain safetensors state dict (e.g. from save_file(model.state_dict()))

@@ -82,7 +82,6 @@ def _run(args: argparse.Namespace) -> int:
         set_mode(args.mode)
     mode = get_mode()
 
-    import torch
     from torch.utils.data import DataLoader
 
     from ..config import get_device, seed_everything
@@ -97,10 +96,10 @@ def _run(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as err:
         raise ValueError(f"--model-kwargs must be a JSON object, e.g. '{{\"base_channels\": 32}}': {err}") from None
     if not isinstance(model_kwargs, dict):
-        raise ValueError(f"--model-kwargs must be a JSON object, got {args.model_kwargs!r}")
+        raise ValueError(f"--model-kwargs must be a JSON object, got {args.model_kwargs!r}")  # noqa: TRY004 - a bad argument
     get_builder(args.model)  # fail early on an unknown model
     info = get_info(args.data.replace("-multiscale", ""))
-    pick = lambda smoke, quick, full: (smoke, quick, full)[_MODE_INDEX[mode]]  # noqa: E731
+    pick = lambda smoke, quick, full: (smoke, quick, full)[_MODE_INDEX[mode]]
     epochs = args.epochs if args.epochs is not None else (None if args.max_seconds else pick(1, 15, 40))
     batch_size = args.batch_size or pick(4, 16, 16)
     preset = PRESETS.get(args.model, ({}, {}, {}))[_MODE_INDEX[mode]]

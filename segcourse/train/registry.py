@@ -10,7 +10,7 @@ clear error instead of breaking every import. Lessons and tests can add their ow
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

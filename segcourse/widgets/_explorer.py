@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import html
 import io
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 

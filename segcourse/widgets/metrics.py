@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Collection, Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import numpy as np

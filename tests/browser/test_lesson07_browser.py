@@ -150,7 +150,7 @@ def jupyter_server(sandbox):
                                          headers={"Authorization": f"token {token}"})
             urllib.request.urlopen(req, timeout=5).close()
             proc.wait(timeout=10)
-        except Exception:  # noqa: BLE001 - fall through to killing by PID
+        except Exception:  # noqa: BLE001, S110 - fall through to killing by PID
             pass
         _stop(proc, kernel_pids)
         log.close()

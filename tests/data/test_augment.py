@@ -7,8 +7,14 @@ import pytest
 from scipy import ndimage
 
 from segcourse.constants import IGNORE_INDEX
-from segcourse.data.augment import (LEVELS, audit_transform, describe_transform, eval_transform, paired_crop_flip,
-                                    train_transform)
+from segcourse.data.augment import (
+    LEVELS,
+    audit_transform,
+    describe_transform,
+    eval_transform,
+    paired_crop_flip,
+    train_transform,
+)
 
 
 def _pair(h=48, w=64, seed=0):

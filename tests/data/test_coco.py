@@ -6,9 +6,20 @@ import numpy as np
 import pycocotools.mask as mask_api  # a pinned test dependency: a broken install must fail, not skip
 import pytest
 
-from segcourse.data.coco import (annotation_to_mask, coco_to_semantic, compress_counts, decompress_counts,
-                                 mask_to_polygons, mask_to_rle, polygons_to_mask, rle_area, rle_decode, rle_encode,
-                                 rle_to_bbox, rle_to_mask)
+from segcourse.data.coco import (
+    annotation_to_mask,
+    coco_to_semantic,
+    compress_counts,
+    decompress_counts,
+    mask_to_polygons,
+    mask_to_rle,
+    polygons_to_mask,
+    rle_area,
+    rle_decode,
+    rle_encode,
+    rle_to_bbox,
+    rle_to_mask,
+)
 
 # pycocotools (test-only) trips a NumPy 2 DeprecationWarning inside its own decode
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -14,11 +14,17 @@ import pytest
 from PIL import Image
 
 from segcourse.__main__ import main
-from segcourse.data import SPLIT_OFFSETS, SegmentationFolder, ensure_dataset, generate, get_info
+from segcourse.data import SPLIT_OFFSETS, SegmentationFolder, ensure_dataset, generate, get_info, paths
 from segcourse.data import build as build_mod
-from segcourse.data.build import (bbox_xywh, dataset_dir, is_complete, panoptic_ids, panoptic_rgb, rle_encode,
-                                  save_indexed_png)
-from segcourse.data import paths
+from segcourse.data.build import (
+    bbox_xywh,
+    dataset_dir,
+    is_complete,
+    panoptic_ids,
+    panoptic_rgb,
+    rle_encode,
+    save_indexed_png,
+)
 from segcourse.data.paths import repo_root, variant_name
 
 # pycocotools 2.0.x calls np.array(copy=False) internally; not our concern here
@@ -216,7 +222,7 @@ def test_a_concurrent_builder_that_finishes_first_wins(data_root, monkeypatch):
     original = build_mod.write_split
 
     def racing(folder, name, split, count, size, seed=0, progress=False, **knobs):
-        other = original(folder.parent / "other", name, split, count, size, seed)
+        original(folder.parent / "other", name, split, count, size, seed)
         (folder.parent / "other").rename(dataset_dir(name, split, count, size, seed, data_root))
         return original(folder, name, split, count, size, seed, progress, **knobs)
 
@@ -306,7 +312,7 @@ def test_stale_temporary_folders_of_killed_builds_are_removed(data_root):
 
 
 def test_cli_prepare_forwards_to_the_recipes(monkeypatch):
-    import segcourse.data.recipes as recipes
+    from segcourse.data import recipes
 
     seen = []
     monkeypatch.setattr(recipes, "main", lambda argv: seen.append(list(argv)) or 0)

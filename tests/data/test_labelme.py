@@ -10,8 +10,16 @@ import pytest
 from PIL import Image
 
 from segcourse.constants import IGNORE_INDEX
-from segcourse.data.labelme import (class_map_from_names, convert_labelme_folder, labelme_image, labelme_to_instances,
-                                    labelme_to_mask, load_labelme, read_labels_txt, shape_to_mask)
+from segcourse.data.labelme import (
+    class_map_from_names,
+    convert_labelme_folder,
+    labelme_image,
+    labelme_to_instances,
+    labelme_to_mask,
+    load_labelme,
+    read_labels_txt,
+    shape_to_mask,
+)
 
 SAMPLE = Path(__file__).resolve().parents[2] / "datasets" / "samples" / "labelme"
 CLASSES = ["_background_", "a", "b"]

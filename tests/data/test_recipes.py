@@ -18,9 +18,16 @@ from PIL import Image
 from segcourse.constants import IGNORE_INDEX
 from segcourse.data import download as dl
 from segcourse.data import recipes
-from segcourse.data.download import (ChecksumError, IncompleteDownloadError, UnsafeArchiveError,
-                                     UnverifiedDownloadError, UnverifiedDownloadWarning, download, file_digest,
-                                     safe_extract)
+from segcourse.data.download import (
+    ChecksumError,
+    IncompleteDownloadError,
+    UnsafeArchiveError,
+    UnverifiedDownloadError,
+    UnverifiedDownloadWarning,
+    download,
+    file_digest,
+    safe_extract,
+)
 from segcourse.data.recipes import RECIPES, prepare, read_split
 
 RNG = np.random.default_rng(0)
@@ -463,10 +470,9 @@ def test_atomic_directory_replaces_on_success_and_leaves_dest_on_failure(tmp_pat
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "old.txt").write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_directory(dest) as tmp:
-            (tmp / "new.txt").write_text("new")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_directory(dest) as tmp:
+        (tmp / "new.txt").write_text("new")
+        raise RuntimeError("interrupted")
     assert [p.name for p in dest.iterdir()] == ["old.txt"]
     with atomic_directory(dest) as tmp:
         (tmp / "new.txt").write_text("new")

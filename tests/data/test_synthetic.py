@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -167,7 +169,7 @@ def test_load_arrays_stacks_generate_and_splits_are_disjoint():
     # the offsets leave room for the largest default split
     largest = max(c for splits in DEFAULT_COUNT.values() for counts in splits.values() for c in counts)
     offsets = sorted(SPLIT_OFFSETS.values())
-    assert all(b - a > largest for a, b in zip(offsets, offsets[1:]))
+    assert all(b - a > largest for a, b in itertools.pairwise(offsets))
 
 
 def test_load_arrays_returns_copies_of_its_cache():

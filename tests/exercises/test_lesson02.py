@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segcourse.exercises.lesson02 import (bilinear_demo_mask, bilinear_ids, divide_demo_mask, normalised_mask_ids)
+from segcourse.exercises.lesson02 import bilinear_demo_mask, bilinear_ids, divide_demo_mask, normalised_mask_ids
 from segcourse.exercises.registry import learner_stub, verify_exercise
 
 

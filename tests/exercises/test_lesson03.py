@@ -10,7 +10,6 @@ from torch import nn
 from segcourse.exercises.registry import learner_stub, run_check, verify_exercise
 from segcourse.models import bilinear_kernel as package_bilinear_kernel
 
-
 # ---------------------------------------------------------------- 3.1
 
 def my_bilinear_kernel(in_channels, out_channels, kernel_size):

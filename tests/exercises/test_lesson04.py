@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from segcourse.exercises.registry import CheckFailed, get, learner_stub, run_check, verify_exercise
 from segcourse.models.unet import pad_to, unet
 
-
 # ---------------------------------------------------------------- 4.1
 
 def test_4_1_sizes_prediction():
@@ -82,7 +81,7 @@ def test_4_2_the_u_net_case_catches_a_function_that_only_passes_the_shapes():
     from segcourse.exercises.lesson04 import _check_in_a_unet
 
     _check_in_a_unet(pad_and_concat)  # the solution passes
-    zeros = lambda up, skip: torch.cat([skip, torch.zeros_like(skip[:, :1]).expand(-1, up.shape[1], -1, -1)], dim=1)  # noqa: E731
+    zeros = lambda up, skip: torch.cat([skip, torch.zeros_like(skip[:, :1]).expand(-1, up.shape[1], -1, -1)], dim=1)
     with pytest.raises(CheckFailed, match="differs"):
         _check_in_a_unet(zeros)
 

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from segcourse.exercises.registry import learner_stub, run_check, verify_exercise
 
-
 # ---------------------------------------------------------------- 5.1
 
 # r += (k - 1) * d * j, then j *= s:

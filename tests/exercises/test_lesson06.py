@@ -11,7 +11,6 @@ import torch
 import segcourse.losses as L
 from segcourse.exercises.registry import learner_stub, run_check, verify_exercise
 
-
 # ---------------------------------------------------------------- 6.1
 
 def soft_dice_loss(probs, target, smooth=1.0):

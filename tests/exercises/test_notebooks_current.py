@@ -10,7 +10,7 @@ from segcourse.exercises.build import ROOT
 
 def test_learner_notebooks_are_current():
     proc = subprocess.run([sys.executable, "-m", "segcourse", "exercises", "build", "--check"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, (
         "notebooks/ is out of date or a solution notebook has marker errors; "
         "run `python -m segcourse exercises build`:\n" + proc.stdout + proc.stderr)

@@ -11,8 +11,17 @@ import pytest
 import torch
 
 from segcourse.exercises import registry
-from segcourse.exercises.registry import (CheckFailed, case, check, exercise, expect_callable, expect_close, expect_equal,
-                                          expect_tensor, run_check)
+from segcourse.exercises.registry import (
+    CheckFailed,
+    case,
+    check,
+    exercise,
+    expect_callable,
+    expect_close,
+    expect_equal,
+    expect_tensor,
+    run_check,
+)
 
 HERE = Path(__file__).resolve().parent
 

@@ -16,7 +16,7 @@ from segcourse.metrics import average_surface_distance, boundary_iou, hausdorff_
 def _reference_boundary(mask, dilation_ratio):
     """mask_to_boundary of github.com/bowenc0221/boundary-iou-api (boundary_iou/utils/boundary_utils.py)."""
     h, w = mask.shape
-    dilation = max(1, int(round(dilation_ratio * np.sqrt(h ** 2 + w ** 2))))
+    dilation = max(1, int(round(dilation_ratio * np.sqrt(h ** 2 + w ** 2))))  # noqa: RUF046 - as written there
     padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     eroded = cv2.erode(padded, np.ones((3, 3), np.uint8), iterations=dilation)[1:h + 1, 1:w + 1]
     return mask - eroded

@@ -10,6 +10,7 @@ import torch
 from torchmetrics.functional.classification import binary_precision_recall_curve
 
 from segcourse.metrics import panoptic_quality
+from segcourse.metrics.confusion import confusion_matrix, scores_from_confusion
 from segcourse.metrics.explore import (
     PERTURBATIONS,
     best_threshold,
@@ -24,7 +25,6 @@ from segcourse.metrics.explore import (
     soft_prediction,
     threshold_sweep,
 )
-from segcourse.metrics.confusion import confusion_matrix, scores_from_confusion
 
 
 def _disk(size=32, r=8, cy=16, cx=16):

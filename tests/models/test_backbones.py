@@ -5,10 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segcourse.models import (BasicBlock, Encoder, conv_layers, count_parameters, effective_receptive_field, erf_radius,
-                              get_backbone, receptive_field, resnet18, resnet50, resnet_tiny, vgg_tiny)
+from segcourse.models import (
+    BasicBlock,
+    Encoder,
+    conv_layers,
+    count_parameters,
+    effective_receptive_field,
+    erf_radius,
+    get_backbone,
+    receptive_field,
+    resnet18,
+    resnet50,
+    resnet_tiny,
+    vgg_tiny,
+)
 from segcourse.models.backbones import dilation_for_output_stride
-
 
 
 def _check_declared(encoder: Encoder, size=(96, 64)):

@@ -7,10 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segcourse.models import (ASPP, ASPPPooling, DeepLabV3, DeepLabV3Plus, count_parameters, deeplabv3, deeplabv3plus,
-                              resnet_tiny)
+from segcourse.models import (
+    ASPP,
+    ASPPPooling,
+    DeepLabV3,
+    DeepLabV3Plus,
+    count_parameters,
+    deeplabv3,
+    deeplabv3plus,
+    resnet_tiny,
+)
 from segcourse.models.deeplab import default_atrous_rates
-
 
 TINY = dict(width=4, aspp_channels=8, atrous_rates=(1, 2, 3))
 

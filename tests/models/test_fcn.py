@@ -10,7 +10,6 @@ from torch import nn
 from segcourse.models import FCN, BilinearUpsample, bilinear_kernel, count_parameters, fcn, vgg_tiny
 from segcourse.models.fcn import FCNHead, TorchvisionFCNHead
 
-
 # ---------------------------------------------------------------- bilinear kernel
 
 def test_bilinear_kernel_k4_values():

@@ -10,7 +10,7 @@ def test_machine_speed_is_a_positive_rate():
 
 
 def test_machine_speed_takes_the_best_round(monkeypatch):
-    import segcourse.train.speed as speed
+    from segcourse.train import speed
 
     rates = iter([5.0, 40.0, 12.0])  # a busy moment slowed the first and last round
     monkeypatch.setattr(speed, "train_rate", lambda *a, **k: next(rates))

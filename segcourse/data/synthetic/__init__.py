@@ -27,13 +27,13 @@ import hashlib
 import inspect
 import sys
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from ...config import get_mode
-from ._common import Sample, check_size, make_rng
 from . import aerial, cells, shapes, street
+from ._common import Sample, check_size, make_rng
 from .aerial import generate_aerial
 from .cells import generate_cells
 from .shapes import MULTISCALE, generate_shapes

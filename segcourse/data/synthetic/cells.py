@@ -40,7 +40,7 @@ def generate_cells(rng: np.random.Generator, height: int, width: int, **knobs) -
     r_lo, r_hi = k["radius"]
     mean_area = np.pi * ((r_lo + r_hi) / 2) ** 2 * 1.1
     target = rng.uniform(*k["coverage"]) * area
-    n_target = max(1, int(round(target / mean_area)))
+    n_target = max(1, round(target / mean_area))
 
     instances = np.zeros(shape, dtype=np.uint16)
     signal = np.zeros(shape, dtype=np.float32)

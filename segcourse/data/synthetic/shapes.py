@@ -18,8 +18,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (Sample, blur, drop_small, ellipse_field, fill_polygon, relabel_sequential, rotated_rect,
-                      smooth_noise, to_uint8)
+from ._common import (
+    Sample,
+    blur,
+    drop_small,
+    ellipse_field,
+    fill_polygon,
+    relabel_sequential,
+    rotated_rect,
+    smooth_noise,
+    to_uint8,
+)
 
 #: Default knobs (documented in ``datasets/shapes/README.md``).
 DEFAULTS = dict(
