@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import onnxruntime  # noqa: F401  (pinned: a broken install must fail here, by name, not skip the file)
 import pytest
 import torch
 
@@ -9,8 +10,6 @@ from segcourse.__main__ import main
 from segcourse.deploy import DeployModel, OnnxPredictor, deployable, export_onnx, max_logit_difference
 from segcourse.models.unet import unet
 from segcourse.train import save_checkpoint
-
-pytest.importorskip("onnxruntime")
 
 SIZES = [(64, 64), (97, 75), (33, 50), (16, 17), (128, 129)]
 

@@ -19,6 +19,8 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import fastapi  # noqa: F401  (the server runs on it: a missing install fails here, by name, not in a subprocess)
+import httpx  # pinned (requirements/course.txt): a broken install must fail, not skip
 import numpy as np
 import pytest
 import torch
@@ -30,9 +32,6 @@ from segcourse.deploy.load import ServiceProcess, free_port
 from segcourse.deploy.service import load_predictor, predict_mask
 from segcourse.models.unet import unet
 from segcourse.train import save_checkpoint
-
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("fastapi")
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["ground", "building"]

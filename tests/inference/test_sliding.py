@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import monai.data.utils as monai_utils  # pinned test dependencies: a broken install must fail, not skip
+import monai.inferers as monai_inferers
 import pytest
 import torch
 
 from segcourse.inference import importance_map, sliding_window, window_starts
-
-monai_inferers = pytest.importorskip("monai.inferers")
-monai_utils = pytest.importorskip("monai.data.utils")
 
 
 @pytest.mark.parametrize("size,window,overlap,expected", [

@@ -3,7 +3,9 @@ values and gradients, under the settings its docstring states."""
 
 from __future__ import annotations
 
+import monai.losses as monai_losses  # pinned test dependencies: a broken install must fail, not skip
 import pytest
+import segmentation_models_pytorch.losses as smp_losses
 import torch
 import torch.nn.functional as F
 
@@ -11,9 +13,6 @@ import segcourse.losses as L
 from segcourse.constants import IGNORE_INDEX
 
 from .conftest import make_binary, make_multiclass
-
-smp_losses = pytest.importorskip("segmentation_models_pytorch.losses")
-monai_losses = pytest.importorskip("monai.losses")
 
 SEEDS = [0, 1, 2]
 TOL = dict(atol=1e-5, rtol=1e-5)

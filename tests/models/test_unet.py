@@ -4,7 +4,9 @@ segmentation_models_pytorch's U-Net (test-only dependency)."""
 
 from __future__ import annotations
 
+import monai.transforms as monai_transforms  # pinned test dependencies: a broken install must fail, not skip
 import pytest
+import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
@@ -65,7 +67,6 @@ def test_pad_to_splits_the_difference_and_pads_with_zeros():
 
 @pytest.mark.parametrize("size, multiple", [((97, 75), 16), ((5, 3), 4), ((64, 64), 16), ((1, 31), 8)])
 def test_pad_to_multiple_equals_monai_divisible_pad_and_crops_back(size, multiple):
-    monai_transforms = pytest.importorskip("monai.transforms")
     x = torch.randn(2, 3, *size)
     padded, (rows, cols) = pad_to_multiple(x, multiple)
     want = torch.stack([torch.as_tensor(monai_transforms.DivisiblePad(k=multiple, method="symmetric")(image))
@@ -221,8 +222,6 @@ def test_overfits_one_tiny_batch():
 
 
 # ---------------------------------------------------------------- cross-check with segmentation_models_pytorch
-
-smp = pytest.importorskip("segmentation_models_pytorch")
 
 
 def test_decoder_block_matches_smp_structure():

@@ -6,10 +6,9 @@ import json
 
 import pytest
 import torch
-from _train_helpers import tiny_net
 
 from segcourse.__main__ import main
-from segcourse.train import load_checkpoint, predict, register_model
+from segcourse.train import load_checkpoint, predict
 from segcourse.train.registry import available_models
 
 
@@ -18,16 +17,8 @@ def _smoke(monkeypatch):
     monkeypatch.setenv("SEGCOURSE_MODE", "smoke")  # --mode writes the variable; keep it local to each test
 
 
-def _model_name() -> str:
-    """The course's U-Net when it exists, else a tiny model registered for the test."""
-    if "unet" in available_models():
-        return "unet"
-    register_model("tiny-cli-net", lambda num_classes=2, width=8: tiny_net(num_classes, width))
-    return "tiny-cli-net"
-
-
 def test_train_command_writes_a_self_describing_checkpoint(tmp_path, capsys):
-    name = _model_name()
+    name = "unet"
     out = tmp_path / "ckpt" / "model.safetensors"
     code = main(["train", name, "--data", "cells", "--out", str(out), "--mode", "smoke", "--epochs", "2",
                  "--size", "32", "--train-count", "4", "--val-count", "2", "--batch-size", "2", "--no-progress"])
@@ -45,7 +36,7 @@ def test_train_command_writes_a_self_describing_checkpoint(tmp_path, capsys):
 
 
 def test_train_command_resumes(tmp_path, capsys):
-    name = _model_name()
+    name = "unet"
     out = tmp_path / "m.safetensors"
     common = ["train", name, "--data", "shapes", "--out", str(out), "--size", "32", "--train-count", "4",
               "--val-count", "2", "--batch-size", "4", "--no-progress", "--mode", "smoke"]
@@ -63,8 +54,6 @@ def test_train_command_resumes(tmp_path, capsys):
     (["unet", "--data", "cells", "--loss", "magic"], "unknown loss"),
 ])
 def test_train_command_reports_bad_arguments(tmp_path, capsys, argv, message):
-    if argv[0] == "unet" and "unet" not in available_models():
-        argv = [_model_name(), *argv[1:]]
     code = main(["train", *argv, "--out", str(tmp_path / "x.safetensors"), "--size", "32", "--train-count", "2",
                  "--val-count", "2", "--no-progress"])
     assert code == 2
@@ -76,8 +65,7 @@ def test_every_preset_builds_a_working_model(name):
     from segcourse.train.cli import PRESETS
     from segcourse.train.registry import build_model
 
-    if name not in available_models():
-        pytest.skip(f"segcourse.models.{name} does not exist yet")
+    assert name in available_models(), f"segcourse.models.{name} is not registered"
     for preset in PRESETS[name]:  # smoke, quick, full
         model = build_model(name, **preset, num_classes=3).eval()
         with torch.no_grad():
