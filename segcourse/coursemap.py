@@ -9,19 +9,61 @@ copied by hand:
   machine speed it was measured at (see :mod:`segcourse.stored`).
 
 ``python -m segcourse coursemap`` rewrites those two columns (and the totals line under the
-table) in ``README.md``; ``--check`` only reports, and ``tests/test_coursemap.py`` runs it.
+table) in ``README.md`` and in the Chinese ``README.zh-CN.md`` (its own units and totals paragraph,
+:data:`ZH`); ``--check`` only reports, and ``tests/test_coursemap.py`` runs it.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _TIME = re.compile(r"\*\*Time:\*\*\s*about\s+(\d+)\s+min")
 _ROW = re.compile(r"^\|\s*(\d{2})\s*\|(.*)\|\s*([^|]*)\|\s*([^|]*)\|\s*$")
 _TOTALS = re.compile(r"^The \"quick-mode run\" column .*?(?=\n\n|\Z)", re.DOTALL | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Language:
+    """How one README writes the map's time columns and the totals paragraph under it."""
+
+    minutes: str  # format of the learner time, e.g. "{} min"
+    seconds: str  # format of the quick-mode seconds, e.g. "{:.0f} s"
+    not_stored: str
+    totals: re.Pattern  # the totals paragraph to replace
+    totals_text: Callable[[int, float, str, str], str]  # (lessons stored, total s, machines, speed) -> paragraph
+    speed_one: str  # ", at a machine speed of {:.0f} images/s"
+    speed_range: str  # ", at machine speeds of {:.0f}-{:.0f} images/s"
+    default_machine: str
+    totals_start: str  # how the totals paragraph starts (for the error message)
+
+
+EN = Language(
+    minutes="{} min", seconds="{:.0f} s", not_stored="not stored", totals=_TOTALS,
+    totals_text=lambda n, total, machines, speed: (
+        f"The \"quick-mode run\" column is the wall time of each lesson in the quick-mode run whose outputs the "
+        f"solutions show (`make solutions`; all {n}: {total:.0f} s), measured on {machines}{speed} (U-Net training "
+        f"images per second: `make course` prints your machine's and the time to expect). The learner times are "
+        f"the ones each lesson states at its top."),
+    speed_one=", at a machine speed of {:.0f} images/s", speed_range=", at machine speeds of {:.0f}-{:.0f} images/s",
+    default_machine="a 2-core CPU", totals_start='The "quick-mode run" column')
+
+ZH = Language(
+    minutes="{} 分钟", seconds="{:.0f} 秒", not_stored="尚未保存",
+    totals=re.compile(r"^“快速模式运行”一列.*?(?=\n\n|\Z)", re.DOTALL | re.MULTILINE),
+    totals_text=lambda n, total, machines, speed: (
+        f"“快速模式运行”一列是解答笔记本中所存输出那次快速模式运行里每课的实际用时（`make solutions`；"
+        f"{n} 课合计 {total:.0f} 秒），测于 {machines}{speed}（机器速度指 U-Net 每秒训练的图像数；"
+        f"`make course` 会测出你的机器的速度，并给出每课预计用时）。学习时间是每课开头写明的时间。"),
+    speed_one="，机器速度为每秒 {:.0f} 张图像", speed_range="，机器速度为每秒 {:.0f}–{:.0f} 张图像",
+    default_machine="一台双核 CPU 的机器", totals_start="“快速模式运行”一列")
+
+#: The READMEs whose course map is kept current, with their language.
+READMES = {"README.md": EN, "README.zh-CN.md": ZH}
 
 
 def learner_minutes(nb, name: str) -> int:
@@ -53,8 +95,8 @@ def lesson_facts(solutions: Path) -> dict[str, dict]:
     return facts
 
 
-def render(readme: str, facts: dict[str, dict]) -> str:
-    """``readme`` with the map's time columns and the totals line set from ``facts``.
+def render(readme: str, facts: dict[str, dict], lang: Language = EN) -> str:
+    """``readme`` with the map's time columns and the totals line set from ``facts``, written in ``lang``.
 
     Raises:
         ValueError: a lesson has no row in the map, or a row names no lesson.
@@ -69,8 +111,8 @@ def render(readme: str, facts: dict[str, dict]) -> str:
         if number not in facts:
             raise ValueError(f"README's course map has a row for lesson {number}, which has no solution notebook")
         f = facts[number]
-        seconds = f"{f['seconds']:.0f} s" if f["seconds"] is not None else "not stored"
-        lines[i] = f"| {number} |{match.group(2)}| {f['minutes']} min | {seconds} |"
+        seconds = lang.seconds.format(f["seconds"]) if f["seconds"] is not None else lang.not_stored
+        lines[i] = f"| {number} |{match.group(2)}| {lang.minutes.format(f['minutes'])} | {seconds} |"
         seen.add(number)
     missing = sorted(set(facts) - seen)
     if missing:
@@ -80,37 +122,44 @@ def render(readme: str, facts: dict[str, dict]) -> str:
     total = sum(f["seconds"] for f in stored)
     speeds = sorted({f["speed"] for f in stored if f["speed"] is not None})
     machines = sorted({f["machine"] for f in stored if f["machine"]})
-    speed = (f", at a machine speed of {speeds[0]:.0f} images/s" if len(speeds) == 1 else
-             f", at machine speeds of {speeds[0]:.0f}-{speeds[-1]:.0f} images/s" if speeds else "")
-    totals = (f"The \"quick-mode run\" column is the wall time of each lesson in the quick-mode run whose outputs the "
-              f"solutions show (`make solutions`; all {len(stored)}: {total:.0f} s), measured on "
-              f"{' / '.join(machines) or 'a 2-core CPU'}{speed} (U-Net training images per second: "
-              f"`make course` prints your machine's and the time to expect). The learner times are the ones each "
-              f"lesson states at its top.")
-    if not _TOTALS.search(text):
-        raise ValueError("README has no paragraph starting 'The \"quick-mode run\" column' under the course map")
-    return _TOTALS.sub(lambda _: totals, text, count=1)
+    speed = (lang.speed_one.format(speeds[0]) if len(speeds) == 1 else
+             lang.speed_range.format(speeds[0], speeds[-1]) if speeds else "")
+    totals = lang.totals_text(len(stored), total, " / ".join(machines) or lang.default_machine, speed)
+    if not lang.totals.search(text):
+        raise ValueError(f"README has no paragraph starting '{lang.totals_start}' under the course map")
+    return lang.totals.sub(lambda _: totals, text, count=1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--check", action="store_true", help="write nothing; fail if README.md is not current")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--check", action="store_true", help="write nothing; fail if a README is not current")
+    parser.add_argument("--readme", type=Path, action="append",
+                        help=f"a README to update (default: {', '.join(READMES)} in the repository root; "
+                             f"the language follows the file name)")
     parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
 
 
 def run(args: argparse.Namespace) -> int:
-    current = args.readme.read_text(encoding="utf-8")
+    readmes = args.readme or [ROOT / name for name in READMES if (ROOT / name).exists()]
     try:
-        wanted = render(current, lesson_facts(args.solutions))
+        facts = lesson_facts(args.solutions)
     except ValueError as error:
         print(f"error: {error}")
         return 1
-    if wanted == current:
-        print(f"{args.readme.name}: the course map is current")
-        return 0
-    if args.check:
-        print(f"{args.readme.name}: the course map's times are not current; run `python -m segcourse coursemap`")
-        return 1
-    args.readme.write_text(wanted, encoding="utf-8")
-    print(f"{args.readme.name}: course map updated")
-    return 0
+    status = 0
+    for readme in readmes:
+        current = readme.read_text(encoding="utf-8")
+        try:
+            wanted = render(current, facts, READMES.get(readme.name, EN))
+        except ValueError as error:
+            print(f"error: {readme.name}: {error}")
+            status = 1
+            continue
+        if wanted == current:
+            print(f"{readme.name}: the course map is current")
+        elif args.check:
+            print(f"{readme.name}: the course map's times are not current; run `python -m segcourse coursemap`")
+            status = 1
+        else:
+            readme.write_text(wanted, encoding="utf-8")
+            print(f"{readme.name}: course map updated")
+    return status

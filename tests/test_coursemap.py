@@ -54,3 +54,28 @@ def test_readme_course_map_is_current():
     proc = subprocess.run([sys.executable, "-m", "segcourse", "coursemap", "--check"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+README_ZH = """# x
+
+| # | 课程 | 学习内容 | 学习时间 | 快速模式运行 |
+| --- | --- | --- | --- | --- |
+| 00 | [开始](notebooks/00_a.ipynb) | 内容 | 5 分钟 | 1 秒 |
+| 01 | [下一课](notebooks/01_b.ipynb) | 更多 | 5 分钟 | 尚未保存 |
+
+“快速模式运行”一列是旧的文字。
+
+## 下一节
+"""
+
+
+def test_render_in_chinese_uses_its_own_units_and_totals_paragraph():
+    facts = {"00": {"minutes": 20, "seconds": 9.4, "speed": 61.0, "machine": "CPU X, 2 logical CPUs"},
+             "01": {"minutes": 110, "seconds": None, "speed": None, "machine": None}}
+    text = coursemap.render(README_ZH, facts, coursemap.ZH)
+    assert "| 00 | [开始](notebooks/00_a.ipynb) | 内容 | 20 分钟 | 9 秒 |" in text
+    assert "| 01 | [下一课](notebooks/01_b.ipynb) | 更多 | 110 分钟 | 尚未保存 |" in text
+    assert "1 课合计 9 秒" in text and "每秒 61 张图像" in text and "旧的文字" not in text and "## 下一节" in text
+    assert coursemap.render(text, facts, coursemap.ZH) == text
+    with pytest.raises(ValueError, match="“快速模式运行”一列"):
+        coursemap.render(README, facts, coursemap.ZH)  # the English README has no Chinese totals paragraph
