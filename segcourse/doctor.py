@@ -32,7 +32,7 @@ OPTIONAL_PACKAGES = {"onnx": "onnx", "onnxruntime": "onnxruntime", "jupyterlab":
 OPTIONAL_USES = {
     "onnx": "lesson 10's ONNX export needs it", "onnxruntime": "lesson 10's ONNX parity check needs it",
     "jupyterlab": "needed to open the notebooks in JupyterLab (not to run them with `python -m segcourse course`)",
-    "tensorboard": "no lesson needs it; fit(log_dir=...) writes TensorBoard logs only when it is installed",
+    "tensorboard": "no lesson needs it; fit(log_dir=...) writes TensorBoard logs with it (an ImportError without)",
 }
 
 

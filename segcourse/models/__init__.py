@@ -12,11 +12,29 @@ Every model takes images ``(N, 3, H, W)`` float with ``H, W >= 32`` (any size, o
 and returns logits ``(N, num_classes, H, W)`` float at the input resolution.
 """
 
-from .backbones import (BACKBONES, BasicBlock, Encoder, ResNetEncoder, TorchvisionResNetEncoder, VGGEncoder,
-                        conv_layers, effective_receptive_field, erf_radius, get_backbone, receptive_field, resnet18,
-                        resnet34, resnet50, resnet101, resnet_tiny, vgg16, vgg_tiny)
+from .backbones import (
+                        BACKBONES,
+                        BasicBlock,
+                        Encoder,
+                        ResNetEncoder,
+                        TorchvisionResNetEncoder,
+                        VGGEncoder,
+                        conv_layers,
+                        effective_receptive_field,
+                        erf_radius,
+                        get_backbone,
+                        receptive_field,
+                        resnet18,
+                        resnet34,
+                        resnet50,
+                        resnet101,
+                        resnet_tiny,
+                        vgg16,
+                        vgg_tiny,
+)
 from .deeplab import ASPP, ASPPPooling, DeepLabV3, DeepLabV3Plus, DeepLabV3PlusDecoder, deeplabv3, deeplabv3plus
 from .fcn import FCN, BilinearUpsample, FCNHead, TorchvisionFCNHead, bilinear_kernel, fcn
+from .outputs import model_logits
 from .parameters import count_parameters
 from .pretrained import cached_weights_path, load_cached_weights
 from .unet import UNet, unet
@@ -29,4 +47,5 @@ __all__ = [
     "vgg_tiny", "vgg16", "resnet_tiny", "resnet18", "resnet34", "resnet50", "resnet101",
     "cached_weights_path", "load_cached_weights",
     "receptive_field", "conv_layers", "effective_receptive_field", "erf_radius", "count_parameters",
+    "model_logits",
 ]

@@ -9,8 +9,9 @@ Read it top to bottom, like torchvision's ``references/segmentation/train.py``:
    over the whole validation set**, and the scores computed from it once at the end
    (averaging per-batch IoUs instead is a classic bug: a batch with two pixels of a class
    would weigh as much as one with two thousand);
-3. :func:`fit` -- the set-up (device, mixed precision, DDP, optimizer, scheduler, resume), the
-   epoch loop, the history, checkpoints of the best model, early stopping, a time budget.
+3. :func:`fit` -- its options in one :class:`FitConfig`; the set-up (device, mixed precision,
+   DDP, :func:`build_optimizer`, :func:`build_scheduler`, resume), the epoch loop, the history,
+   checkpoints of the best model, early stopping, a time budget, each step a function below it.
 
 Conventions (the course glossary): loaders yield ``(images, target)`` with ``images`` float
 ``(N, 3, H, W)`` and ``target`` int64 ``(N, H, W)`` class ids, :data:`~segcourse.IGNORE_INDEX`
@@ -37,9 +38,12 @@ References:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,8 +51,8 @@ from torch import nn
 
 from ..config import get_device, seed_everything
 from ..constants import IGNORE_INDEX
-from ..metrics import ConfusionMatrix, logits_to_pred
-from ..metrics import scores_from_confusion
+from ..metrics import ConfusionMatrix, logits_to_pred, scores_from_confusion
+from ..models.outputs import model_logits
 from ..models.parameters import count_parameters
 from . import distributed as ddp
 from .amp import Precision, autocast, make_scaler, resolve_precision, to_device
@@ -57,19 +61,6 @@ from .history import History, is_better
 # ---------------------------------------------------------------------------------------------
 # Confusion matrix and scores
 # ---------------------------------------------------------------------------------------------
-
-
-def model_logits(output) -> torch.Tensor:
-    """The logits tensor of a model's output: the tensor itself, or ``output["out"]`` for models that
-    return a dict (torchvision's ``fcn_resnet50``, ``deeplabv3_resnet50``, ``lraspp``)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping) and "out" in output:
-        return output["out"]
-    raise TypeError(f"the model returned {type(output).__name__}"
-                    f"{' with keys ' + str(list(output)) if isinstance(output, Mapping) else ''}; expected logits "
-                    "(N, C, H, W) or a dict with an 'out' entry")
-
 
 def _check_target(target: torch.Tensor, logits: torch.Tensor | None = None) -> None:
     if not isinstance(target, torch.Tensor):
@@ -153,9 +144,13 @@ class SegmentationTask:
         logits = model_logits(model(images))
         return self.loss_fn(logits, target), {}
 
-    def evaluate(self, model, loader, *, device, precision, progress, dist_info, desc="val") -> dict[str, Any]:
+    def evaluate(self, model, loader, *, device, precision, progress, dist_info, desc="val",
+                 examples: int = 0) -> dict[str, Any]:
+        """The validation scores (see :func:`evaluate`); ``examples > 0`` adds ``scores["examples"]``,
+        the first batch's ``(images, target, pred)`` cut to that many images, for the TensorBoard logger."""
         return _evaluate(model, loader, self.num_classes, loss_fn=self.loss_fn, ignore_index=self.ignore_index,
-                         device=device, precision=precision, progress=progress, dist_info=dist_info, desc=desc)
+                         device=device, precision=precision, progress=progress, dist_info=dist_info, desc=desc,
+                         examples=examples)
 
 
 def _first_key(batch: Mapping, keys: tuple[str, ...]):
@@ -304,8 +299,15 @@ def evaluate(model: nn.Module, loader, num_classes: int | None = None, *, device
         ValueError/TypeError: malformed batches (see the messages).
 
     Example:
-        >>> scores = evaluate(model, val_loader, num_classes=4)   # doctest: +SKIP
-        >>> scores["miou"]                                         # doctest: +SKIP
+        >>> import torch
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> images, target = torch.zeros(2, 3, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long)
+        >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
+        >>> with torch.no_grad():                                  # a model that always says class 0
+        ...     _ = model.bias.copy_(torch.tensor([1.0, -1.0]))
+        >>> scores = evaluate(model, DataLoader(TensorDataset(images, target)), num_classes=2, device="cpu")
+        >>> scores["pixel_accuracy"], scores["iou_per_class"], scores["images"]
+        (1.0, [1.0, 0.0], 2)
     """
     device = get_device(device) if isinstance(device, str) else device
     precision = resolve_precision(amp, "auto", device)
@@ -316,13 +318,14 @@ def evaluate(model: nn.Module, loader, num_classes: int | None = None, *, device
 
 @torch.no_grad()
 def _evaluate(model, loader, num_classes, *, loss_fn, ignore_index, device, precision, progress, dist_info,
-              desc="val") -> dict[str, Any]:
+              desc="val", examples: int = 0) -> dict[str, Any]:
     was_training = model.training
     model.eval()
     cm = None
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     images_seen = torch.zeros((), dtype=torch.float64, device=device)
     task = SegmentationTask(loss_fn, num_classes, ignore_index)
+    kept = None  # the first batch's (images, target, pred), when examples > 0
     try:
         for batch in progress_bar(loader, desc=desc, progress=progress):
             images, target = task.to_device(batch, device, precision)
@@ -333,7 +336,10 @@ def _evaluate(model, loader, num_classes, *, loss_fn, ignore_index, device, prec
                 cm = ConfusionMatrix(num_classes or max(2, logits.shape[1]), ignore_index=ignore_index)
             if loss_fn is not None:
                 total_loss += loss_fn(logits, target).double() * images.shape[0]
-            cm.update(logits_to_pred(logits.float()), target)  # pooled over the whole loader
+            pred = logits_to_pred(logits.float())
+            cm.update(pred, target)  # pooled over the whole loader
+            if examples and kept is None:
+                kept = tuple(t[:examples].detach().cpu() for t in (images, target, pred))
             images_seen += images.shape[0]
     finally:
         model.train(was_training)
@@ -355,6 +361,8 @@ def _evaluate(model, loader, num_classes, *, loss_fn, ignore_index, device, prec
     scores["images"] = int(images_seen.item())
     if loss_fn is not None:
         scores["loss"] = total_loss.item() / max(images_seen.item(), 1)
+    if kept is not None:
+        scores["examples"] = kept
     return scores
 
 
@@ -409,56 +417,108 @@ def predict(model: nn.Module, images, *, device="auto", batch_size: int = 16, am
 # ---------------------------------------------------------------------------------------------
 
 
-def fit(model: nn.Module, train_loader, val_loader=None, *, loss_fn: Callable | None, num_classes: int | None = None,
-        epochs: int | None = None, max_seconds: float | None = None, optimizer=None, lr: float = 1e-3,
-        weight_decay: float = 1e-4, scheduler=None, device="auto", amp="auto", channels_last="auto",
-        checkpoint=None, monitor: str = "val_miou", early_stopping: int | None = None, grad_accum_steps: int = 1,
-        clip_grad_norm: float | None = None, log_dir=None, progress: bool = True, seed: int | None = None,
-        ignore_index: int = IGNORE_INDEX, resume=False, task=None, config: dict | None = None,
-        verbose: bool = True, val_amp="off") -> History:
-    """Train ``model`` and return its :class:`~segcourse.train.History`.
+@dataclass
+class FitConfig:
+    """Everything :func:`fit` can be told, with its default (in the style of nanoGPT's ``GPTConfig``).
 
-    Args:
-        model: returns logits ``(N, C, H, W)`` (``C = 1``: binary, sigmoid).
-        train_loader, val_loader: yield ``(images (N, 3, H, W) float, target (N, H, W) int64)``.
+    The usual call stays one line, ``fit(model, train_loader, val_loader, loss_fn=loss, epochs=5)``:
+    fit builds a ``FitConfig`` from its keywords. A config can also be kept, printed and reused,
+    ``cfg = FitConfig(loss_fn=loss, epochs=5, lr=3e-4)`` then ``fit(model, train_loader, val_loader, cfg)``;
+    keywords given next to it override its fields (``fit(..., cfg, lr=1e-3)``).
+
+    What to optimise:
         loss_fn: ``loss_fn(logits, target) -> scalar``; e.g. ``nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)``.
+            Required unless ``task`` is given.
         num_classes: classes for the validation confusion matrix (default: from the model's output).
+        ignore_index: target value skipped by the metrics and the logged images (pass it to your loss too).
+        task: how a batch is run (default :class:`SegmentationTask`; :class:`~segcourse.train.detection.DetectionTask`
+            for models that return a loss dict).
+
+    How long:
         epochs: number of epochs. ``max_seconds``: a wall-time budget (checked after every batch; the
             epoch in progress is cut short, validated and recorded). At least one must be given.
+        monitor: the record key that decides "best" (``val_miou``, ``val_dice``, ``val_fg_dice``,
+            ``val_loss``...; keys ending in ``loss`` are minimised). Left at ``"val_miou"`` with a
+            ``task`` that has a ``default_monitor`` (a detector: ``"val_loss"``), that one is used.
+        early_stopping: stop after this many epochs without improvement of ``monitor`` (``None``: never).
+
+    Optimiser and schedule (see :func:`build_optimizer` and :func:`build_scheduler`):
         optimizer: an optimizer instance, ``"adamw"`` (default), ``"adam"`` or ``"sgd"`` (momentum 0.9),
             the last three built with ``lr`` and ``weight_decay``.
         scheduler: ``None``; ``"poly"`` (``(1 - t/T)**0.9``, DeepLab's schedule) or ``"cosine"``, both
             stepped every optimizer step (need ``epochs``); a ``torch.optim.lr_scheduler`` instance or a
             callable ``optimizer -> scheduler``, stepped once per epoch (``ReduceLROnPlateau`` gets the
             monitored value).
+        grad_accum_steps: optimizer step every this many batches (effective batch = batch x steps).
+        clip_grad_norm: clip the global gradient norm to this value (``None``: no clipping).
+
+    Hardware:
         device: ``"auto"`` (CUDA, then MPS, then CPU) or a device string.
         amp: mixed precision, see :func:`segcourse.train.amp.resolve_precision` (``"auto"``: bf16 or
             fp16+GradScaler on CUDA, off on CPU). ``channels_last``: ``"auto"`` = on for CUDA.
-        checkpoint: a path (``.safetensors``): the best model by ``monitor`` is saved there (weights +
-            JSON config), and the last state for resuming (optimizer, scheduler, history, RNG) beside
-            it as ``<stem>.last.safetensors``.
-        monitor: the record key that decides "best" (``val_miou``, ``val_dice``, ``val_fg_dice``,
-            ``val_loss``...; keys ending in ``loss`` are minimised). Left at ``"val_miou"`` with a
-            ``task`` that has a ``default_monitor`` (a detector: ``"val_loss"``), that one is used.
-        early_stopping: stop after this many epochs without improvement of ``monitor`` (``None``: never).
-        grad_accum_steps: optimizer step every this many batches (effective batch = batch x steps).
-        clip_grad_norm: clip the global gradient norm to this value (``None``: no clipping).
-        log_dir: write TensorBoard scalars and prediction images here when ``tensorboard`` is installed
-            (otherwise a message says it was skipped).
-        progress: tqdm progress bars (widgets in JupyterLab, text elsewhere).
-        seed: ``seed_everything(seed)`` before anything else (build the model after seeding yourself
-            for the initial weights to repeat too).
-        ignore_index: target value skipped by the metrics (pass it to your loss too).
-        resume: ``True`` continues from ``<checkpoint stem>.last.safetensors`` when it exists; a path
-            continues from that file. The epochs already done count towards ``epochs``.
-        task: how a batch is run (default :class:`SegmentationTask`; :class:`~segcourse.train.detection.DetectionTask`
-            for models that return a loss dict).
-        config: JSON-serialisable description stored in the checkpoints (e.g. ``{"model": "unet",
-            "model_kwargs": {...}}``) so that :func:`~segcourse.train.load_checkpoint` can rebuild the model.
-        verbose: print the set-up line and one line per epoch.
         val_amp: mixed precision of the validation pass, as ``amp`` (default ``"off"``: validation runs in
             float32 like :func:`evaluate`, so the validation scores in the history, the checkpoint chosen
             from them and a later ``evaluate`` of the same model agree, whatever ``amp`` trains with).
+
+    Files:
+        checkpoint: a path (``.safetensors``): the best model by ``monitor`` is saved there (weights +
+            JSON config), and the last state for resuming (optimizer, scheduler, history, RNG) beside
+            it as ``<stem>.last.safetensors``.
+        resume: ``True`` continues from ``<checkpoint stem>.last.safetensors`` when it exists; a path
+            continues from that file. The epochs already done count towards ``epochs``.
+        config: JSON-serialisable description stored in the checkpoints (e.g. ``{"model": "unet",
+            "model_kwargs": {...}}``) so that :func:`~segcourse.train.load_checkpoint` can rebuild the model.
+        log_dir: write TensorBoard scalars and prediction images here (:mod:`segcourse.train.run_log`;
+            needs the ``tensorboard`` package, an :class:`ImportError` otherwise).
+
+    Reproducibility and output:
+        seed: ``seed_everything(seed)`` before anything else (build the model after seeding yourself
+            for the initial weights to repeat too).
+        progress: tqdm progress bars (widgets in JupyterLab, text elsewhere).
+        verbose: print the set-up line and one line per epoch.
+    """
+
+    # what to optimise
+    loss_fn: Callable | None = None
+    num_classes: int | None = None
+    ignore_index: int = IGNORE_INDEX
+    task: Any = None
+    # how long
+    epochs: int | None = None
+    max_seconds: float | None = None
+    monitor: str = "val_miou"
+    early_stopping: int | None = None
+    # optimiser and schedule
+    optimizer: Any = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: Any = None
+    grad_accum_steps: int = 1
+    clip_grad_norm: float | None = None
+    # hardware
+    device: Any = "auto"
+    amp: Any = "auto"
+    channels_last: Any = "auto"
+    val_amp: Any = "off"
+    # files
+    checkpoint: Any = None
+    resume: Any = False
+    config: dict | None = None
+    log_dir: Any = None
+    # reproducibility and output
+    seed: int | None = None
+    progress: bool = True
+    verbose: bool = True
+
+
+def fit(model: nn.Module, train_loader, val_loader=None, cfg: FitConfig | None = None, **options) -> History:
+    """Train ``model`` and return its :class:`~segcourse.train.History`.
+
+    Args:
+        model: returns logits ``(N, C, H, W)`` (``C = 1``: binary, sigmoid).
+        train_loader, val_loader: yield ``(images (N, 3, H, W) float, target (N, H, W) int64)``.
+        cfg: a :class:`FitConfig` (default: ``FitConfig()``).
+        **options: fields of :class:`FitConfig` (``loss_fn=``, ``epochs=``, ``lr=``...), overriding ``cfg``.
 
     Returns:
         The :class:`History` (``history.records``, ``history.best``).
@@ -466,170 +526,271 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, loss_fn: Callable | 
     Raises:
         ValueError: neither ``epochs`` nor ``max_seconds``; bad ``grad_accum_steps``/``early_stopping``; an
             unknown optimizer or scheduler name; ``monitor`` never recorded; a resume file that does not match.
-        TypeError: ``loss_fn`` missing for a segmentation model, malformed batches.
-    """
-    from . import checkpoint as ckpt
+        TypeError: an unknown option; ``loss_fn`` missing for a segmentation model; malformed batches.
+        ImportError: ``log_dir`` given without the ``tensorboard`` package.
 
-    # -- arguments ------------------------------------------------------------------------------
-    if epochs is None and max_seconds is None:
+    The steps, each a function below: check the options, set up (device, precision, processes,
+    optimizer, scheduler), resume, then per epoch :func:`train_one_epoch` and the validation
+    (:func:`_train_and_validate`), the scheduler, the best value and early stopping, the checkpoints,
+    the TensorBoard log and the printed line.
+    """
+    cfg = fit_config(cfg, **options)
+    task, monitor = _check_options(cfg)
+    if cfg.seed is not None:
+        seed_everything(cfg.seed)
+    run = _set_up(model, train_loader, val_loader, cfg, task, monitor)
+    _resume(run, cfg)
+    if cfg.log_dir is not None and run.main:
+        from .run_log import TensorBoardLogger
+
+        run.logger = TensorBoardLogger.create(cfg.log_dir, ignore_index=cfg.ignore_index)
+    if run.main and cfg.verbose:
+        _print_setup(run, cfg)
+
+    start = time.perf_counter()
+    deadline = start + cfg.max_seconds if cfg.max_seconds is not None else None
+    run.history.stop_reason = "epochs"
+    epoch = run.start_epoch
+    try:
+        while cfg.epochs is None or epoch <= cfg.epochs:
+            record, examples, cut_short = _train_and_validate(run, cfg, epoch, deadline)
+            _step_epoch_scheduler(run, record)
+            improved = _update_best(run, record)
+            if run.main and cfg.checkpoint is not None:
+                _save_checkpoints(run, cfg, record, improved)
+            if run.logger is not None:
+                run.logger.log_epoch(record, examples)
+            if run.main and cfg.verbose:
+                print(_epoch_line(record, cfg.epochs, monitor, improved and cfg.checkpoint is not None))
+
+            out_of_time = deadline is not None and ddp.any_rank(time.perf_counter() > deadline, run.device,
+                                                                run.dist_info)
+            if cut_short or out_of_time:
+                run.history.stop_reason = "max_seconds"
+                break
+            if cfg.early_stopping is not None and run.bad_epochs >= cfg.early_stopping:
+                run.history.stop_reason = "early_stopping"
+                break
+            epoch += 1
+    finally:
+        if run.logger is not None:
+            run.logger.close()
+    ddp.barrier(run.dist_info)
+    if run.main and cfg.verbose:
+        _print_done(run, cfg, start)
+    return run.history
+
+
+# ---------------------------------------------------------------------------------------------
+# the steps of fit, in the order fit runs them
+# ---------------------------------------------------------------------------------------------
+
+
+def fit_config(cfg: FitConfig | None = None, **options) -> FitConfig:
+    """``cfg`` (default ``FitConfig()``) with ``options`` replacing its fields; a clear error for an unknown name."""
+    if cfg is not None and not isinstance(cfg, FitConfig):
+        raise TypeError(f"fit's fourth argument is a FitConfig, got {type(cfg).__name__}; "
+                        "pass the options as keywords (fit(model, train_loader, val_loader, loss_fn=..., epochs=...))")
+    known = {f.name for f in dataclasses.fields(FitConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"fit got unknown option(s) {', '.join(unknown)}; the options are the fields of "
+                        f"FitConfig: {', '.join(sorted(known))}")
+    return dataclasses.replace(cfg or FitConfig(), **options)
+
+
+def _check_options(cfg: FitConfig) -> tuple[Any, str]:
+    """Check the options before anything runs; returns ``(task, monitor)``."""
+    if cfg.epochs is None and cfg.max_seconds is None:
         raise ValueError("give epochs=..., max_seconds=... or both; fit needs to know when to stop")
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
-        raise ValueError(f"grad_accum_steps must be a positive int, got {grad_accum_steps!r}")
-    if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
-        raise ValueError(f"early_stopping must be None or a positive int (patience in epochs), got {early_stopping!r}")
+    if cfg.epochs is not None and (not isinstance(cfg.epochs, int) or cfg.epochs < 1):
+        raise ValueError(f"epochs must be a positive int, got {cfg.epochs!r}")
+    if not isinstance(cfg.grad_accum_steps, int) or cfg.grad_accum_steps < 1:
+        raise ValueError(f"grad_accum_steps must be a positive int, got {cfg.grad_accum_steps!r}")
+    if cfg.early_stopping is not None and (not isinstance(cfg.early_stopping, int) or cfg.early_stopping < 1):
+        raise ValueError("early_stopping must be None or a positive int (patience in epochs), "
+                         f"got {cfg.early_stopping!r}")
+    if cfg.log_dir is not None:  # on every process, so that no rank is left waiting for the others
+        from .run_log import require_tensorboard
+
+        require_tensorboard()
+    task, monitor = cfg.task, cfg.monitor
     if task is None:
-        if loss_fn is None:
+        if cfg.loss_fn is None:
             raise TypeError("fit needs loss_fn=..., e.g. torch.nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)")
-        task = SegmentationTask(loss_fn, num_classes, ignore_index)
+        task = SegmentationTask(cfg.loss_fn, cfg.num_classes, cfg.ignore_index)
     elif monitor == "val_miou" and getattr(task, "default_monitor", None):
         monitor = task.default_monitor  # e.g. a detector reports val_loss, not val_miou
-    if seed is not None:
-        seed_everything(seed)
+    return task, monitor
 
-    # -- set-up: device, precision, processes -----------------------------------------------------
-    device = get_device(device) if isinstance(device, str) else torch.device(device)
+
+@dataclass
+class _Run:
+    """The state of one :func:`fit` run, shared by its steps."""
+
+    model: nn.Module
+    train_model: nn.Module  # the model itself, or its DDP wrapper
+    train_loader: Any
+    val_loader: Any
+    task: Any
+    monitor: str
+    device: torch.device
+    dist_info: ddp.DistInfo
+    precision: Precision
+    val_precision: Precision
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    scheduler: Any
+    per_step: bool  # the scheduler steps every optimizer step (else once per epoch)
+    history: History
+    last_path: Any = None  # <checkpoint stem>.last.safetensors
+    start_epoch: int = 1
+    best_value: float | None = None
+    bad_epochs: int = 0
+    logger: Any = None
+
+    @property
+    def main(self) -> bool:
+        return self.dist_info.is_main
+
+
+def _set_up(model, train_loader, val_loader, cfg: FitConfig, task, monitor: str) -> _Run:
+    """Device, precision, processes (DDP), optimizer, GradScaler, scheduler and an empty history."""
+    device = get_device(cfg.device) if isinstance(cfg.device, str) else torch.device(cfg.device)
     dist_info = ddp.setup(device)
     device = ddp.local_device(device, dist_info)
-    precision = resolve_precision(amp, channels_last, device)
-    val_precision = resolve_precision(val_amp, precision.channels_last, device)  # float32 unless asked
+    precision = resolve_precision(cfg.amp, cfg.channels_last, device)
+    val_precision = resolve_precision(cfg.val_amp, precision.channels_last, device)  # float32 unless asked
     model.to(device)
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = _build_optimizer(optimizer, model, lr, weight_decay)
+    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
     scaler = make_scaler(precision, device)
     train_loader = ddp.distribute_loader(train_loader, dist_info)
     val_loader = ddp.distribute_loader(val_loader, dist_info, for_eval=True)
-    steps_per_epoch = math.ceil(len(train_loader) / grad_accum_steps)
-    scheduler, per_step = _build_scheduler(scheduler, optimizer, epochs, steps_per_epoch)
+    steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum_steps)
+    scheduler, per_step = build_scheduler(cfg.scheduler, optimizer, cfg.epochs, steps_per_epoch)
     train_model = ddp.wrap_model(model, device, dist_info)
     history = History(monitor=monitor)
     history.device, history.precision = str(device), precision.describe()
-    main = dist_info.is_main
+    history.pretrained_loaded = getattr(model, "pretrained_loaded", None)
+    last_path = None
+    if cfg.checkpoint is not None:
+        from . import checkpoint as ckpt
 
-    # -- resume ---------------------------------------------------------------------------------
-    last_path = ckpt.last_path(checkpoint) if checkpoint is not None else None
-    resume_from = last_path if resume is True else resume or None
-    start_epoch, best_value, bad_epochs = 1, None, 0
-    if resume_from is not None and (resume is not True or resume_from.exists()):
-        state = ckpt.load_training_state(resume_from, model, optimizer, scheduler=scheduler, scaler=scaler)
-        history = History.from_dict(state["history"])
-        history.device, history.precision = str(device), precision.describe()
-        start_epoch = state["epoch"] + 1
-        best_value, bad_epochs = state.get("best_value"), state.get("bad_epochs", 0)
-        if main and verbose:
+        last_path = ckpt.last_path(cfg.checkpoint)
+    return _Run(model=model, train_model=train_model, train_loader=train_loader, val_loader=val_loader, task=task,
+                monitor=monitor, device=device, dist_info=dist_info, precision=precision, val_precision=val_precision,
+                optimizer=optimizer, scaler=scaler, scheduler=scheduler, per_step=per_step, history=history,
+                last_path=last_path)
+
+
+def _resume(run: _Run, cfg: FitConfig) -> None:
+    """``resume=True``: continue from ``run.last_path`` when it exists; ``resume=path``: from that file."""
+    from . import checkpoint as ckpt
+
+    resume_from = run.last_path if cfg.resume is True else cfg.resume or None
+    if resume_from is not None and (cfg.resume is not True or resume_from.exists()):
+        state = ckpt.load_training_state(resume_from, run.model, run.optimizer, scheduler=run.scheduler,
+                                         scaler=run.scaler)
+        pretrained_loaded = run.history.pretrained_loaded
+        run.history = History.from_dict(state["history"])
+        run.history.device, run.history.precision = str(run.device), run.precision.describe()
+        run.history.pretrained_loaded = pretrained_loaded
+        run.start_epoch = state["epoch"] + 1
+        run.best_value, run.bad_epochs = state.get("best_value"), state.get("bad_epochs", 0)
+        if run.main and cfg.verbose:
             print(f"resumed from {resume_from} after epoch {state['epoch']}")
-    elif resume is True and checkpoint is None:
+    elif cfg.resume is True and cfg.checkpoint is None:
         raise ValueError("resume=True needs checkpoint=... (the last state is read from beside it)")
 
-    logger = None
-    if log_dir is not None and main:
-        from .logging import TensorBoardLogger
 
-        logger = TensorBoardLogger.create(log_dir, verbose=verbose)
+def _train_and_validate(run: _Run, cfg: FitConfig, epoch: int, deadline: float | None):
+    """One epoch: :func:`train_one_epoch`, the validation pass, and the history record.
 
-    if main and verbose:
-        n_params = count_parameters(model)
-        n_train = len(train_loader.dataset) if hasattr(train_loader, "dataset") else "?"
-        procs = f" x {dist_info.world_size} processes" if dist_info.enabled else ""
-        val_note = " (validation in float32)" if precision.amp and not val_precision.amp else ""
-        print(f"training on {_device_name(device)}{procs} | {precision.describe()}{val_note} | {n_params:,} parameters | "
-              f"{n_train} training images | {'epochs=' + str(epochs) if epochs else ''}"
-              f"{' ' if epochs and max_seconds else ''}{f'max_seconds={max_seconds:g}' if max_seconds else ''}")
-        if device.type == "cuda" and not getattr(train_loader, "pin_memory", True):
-            print("tip: DataLoader(..., pin_memory=True) lets batches copy to the GPU while it computes")
+    Returns ``(record, examples, cut_short)``: ``examples`` are the first validation
+    ``(images, target, pred)`` for the TensorBoard logger (``None`` without one), ``cut_short``
+    says the time budget stopped the epoch early.
+    """
+    t0 = time.perf_counter()
+    device, dist_info, main = run.device, run.dist_info, run.main
+    ddp.set_epoch(run.train_loader, epoch)
+    lr_now = run.optimizer.param_groups[0]["lr"]
+    desc = f"epoch {epoch}" + (f"/{cfg.epochs}" if cfg.epochs else "")
+    train_stats = train_one_epoch(run.train_model, run.train_loader, run.optimizer, task=run.task, device=device,
+                                  precision=run.precision, scaler=run.scaler,
+                                  scheduler=run.scheduler if run.per_step else None,
+                                  grad_accum_steps=cfg.grad_accum_steps, clip_grad_norm=cfg.clip_grad_norm,
+                                  deadline=deadline, progress=cfg.progress and main, desc=desc, dist_info=dist_info)
+    n_seen = train_stats["images"]
+    record: dict[str, Any] = {"epoch": epoch,
+                              "train_loss": _mean_over_ranks(train_stats["loss"], n_seen, device, dist_info)}
+    for key, value in train_stats["components"].items():
+        record[f"train_{key}"] = _mean_over_ranks(value, n_seen, device, dist_info)
+    examples = None
+    if run.val_loader is not None:
+        keep = {"examples": run.logger.num_images} if run.logger is not None and run.logger.num_images and \
+            isinstance(run.task, SegmentationTask) else {}
+        val = run.task.evaluate(run.model, run.val_loader, device=device, precision=run.val_precision,
+                                progress=cfg.progress and main, dist_info=dist_info, **keep)
+        examples = val.pop("examples", None)
+        order = ["loss", "miou", "dice", "fg_iou", "fg_dice", "pixel_accuracy", "mean_accuracy", "fwiou"]
+        rest = [k for k in val if k not in order and k not in ("confusion", "images")]
+        keys = [k for k in order if k in val] + rest
+        record.update({f"val_{k}": val[k] for k in keys})
+    record["seconds"] = time.perf_counter() - t0
+    record["images_per_s"] = train_stats["images_per_s"] * dist_info.world_size  # all processes together
+    record["lr"] = lr_now
+    run.history.append(record)
+    if epoch == run.start_epoch and run.val_loader is not None and run.monitor not in record:
+        keys = ", ".join(k for k in record if k.startswith("val_"))
+        raise ValueError(f"monitor={run.monitor!r} is not among the recorded validation keys: {keys}")
+    return record, examples, train_stats["stopped"]
 
-    # -- the epoch loop -------------------------------------------------------------------------
-    start = time.perf_counter()
-    deadline = start + max_seconds if max_seconds is not None else None
-    history.stop_reason = "epochs"
-    epoch = start_epoch
-    while epochs is None or epoch <= epochs:
-        t0 = time.perf_counter()
-        ddp.set_epoch(train_loader, epoch)
-        lr_now = optimizer.param_groups[0]["lr"]
-        desc = f"epoch {epoch}" + (f"/{epochs}" if epochs else "")
-        train_stats = train_one_epoch(train_model, train_loader, optimizer, task=task, device=device,
-                                      precision=precision, scaler=scaler, scheduler=scheduler if per_step else None,
-                                      grad_accum_steps=grad_accum_steps, clip_grad_norm=clip_grad_norm,
-                                      deadline=deadline, progress=progress and main, desc=desc,
-                                      dist_info=dist_info)
-        n_seen = train_stats["images"]
-        record: dict[str, Any] = {"epoch": epoch,
-                                  "train_loss": _mean_over_ranks(train_stats["loss"], n_seen, device, dist_info)}
-        for key, value in train_stats["components"].items():
-            record[f"train_{key}"] = _mean_over_ranks(value, n_seen, device, dist_info)
-        if val_loader is not None:
-            val = task.evaluate(model, val_loader, device=device, precision=val_precision, progress=progress and main,
-                                dist_info=dist_info)
-            order = ["loss", "miou", "dice", "fg_iou", "fg_dice", "pixel_accuracy", "mean_accuracy", "fwiou"]
-            rest = [k for k in val if k not in order and k not in ("confusion", "images")]
-            keys = [k for k in order if k in val] + rest
-            record.update({f"val_{k}": val[k] for k in keys})
-        record["seconds"] = time.perf_counter() - t0
-        record["images_per_s"] = train_stats["images_per_s"] * dist_info.world_size  # all processes together
-        record["lr"] = lr_now
-        history.append(record)
-        if epoch == start_epoch and val_loader is not None and monitor not in record:
-            keys = ", ".join(k for k in record if k.startswith("val_"))
-            raise ValueError(f"monitor={monitor!r} is not among the recorded validation keys: {keys}")
 
-        if scheduler is not None and not per_step:
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(record.get(monitor, record["train_loss"]))
-            else:
-                scheduler.step()
-
-        # best model, early stopping
-        value = record.get(monitor)
-        improved = is_better(value, best_value, history.mode) if value is not None else True
-        if improved:
-            best_value, bad_epochs = value, 0
+def _step_epoch_scheduler(run: _Run, record: dict) -> None:
+    """A scheduler stepped once per epoch (``ReduceLROnPlateau`` with the monitored value)."""
+    if run.scheduler is not None and not run.per_step:
+        if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            run.scheduler.step(record.get(run.monitor, record["train_loss"]))
         else:
-            bad_epochs += 1
-        if main and checkpoint is not None:
-            run_config = {**(config or {}), "epoch": epoch, "monitor": monitor, "value": value,
-                          "record": _scalars(record)}
-            if improved:
-                ckpt.save_checkpoint(checkpoint, model, config=run_config)
-            ckpt.save_training_state(last_path, model, optimizer, scheduler=scheduler, scaler=scaler, epoch=epoch,
-                                     history=history, best_value=best_value, bad_epochs=bad_epochs, config=run_config)
-        if logger is not None:
-            logger.log_epoch(record, model, val_loader, device=device, precision=val_precision)
-        if main and verbose:
-            print(_epoch_line(record, epochs, monitor, improved and checkpoint is not None))
+            run.scheduler.step()
 
-        out_of_time = deadline is not None and ddp.any_rank(time.perf_counter() > deadline, device, dist_info)
-        if train_stats["stopped"] or out_of_time:
-            history.stop_reason = "max_seconds"
-            break
-        if early_stopping is not None and bad_epochs >= early_stopping:
-            history.stop_reason = "early_stopping"
-            break
-        epoch += 1
 
-    if logger is not None:
-        logger.close()
-    ddp.barrier(dist_info)
-    new = [r for r in history.records if r["epoch"] >= start_epoch]
-    if main and verbose and not new:
-        print(f"nothing to do: the resumed run had already trained {start_epoch - 1} of {epochs} epochs")
-    elif main and verbose:
-        best = history.best
-        shown = f"best {monitor}={best[monitor]:.4f} at epoch {best['epoch']}; " if monitor in best else ""
-        total = time.perf_counter() - start
-        print(f"done ({history.stop_reason}): {shown}{len(new)} epochs in {total:.1f} s, "
-              f"{np.mean([r['images_per_s'] for r in new]):.1f} images/s on {_device_name(device)}")
-    return history
+def _update_best(run: _Run, record: dict) -> bool:
+    """Whether ``record`` improved the monitored value (kept in ``run.best_value``; ``run.bad_epochs`` counts
+    the epochs since the last improvement, for early stopping)."""
+    value = record.get(run.monitor)
+    improved = is_better(value, run.best_value, run.history.mode) if value is not None else True
+    if improved:
+        run.best_value, run.bad_epochs = value, 0
+    else:
+        run.bad_epochs += 1
+    return improved
+
+
+def _save_checkpoints(run: _Run, cfg: FitConfig, record: dict, improved: bool) -> None:
+    """The best model (when ``improved``) at ``cfg.checkpoint`` and the state for resuming beside it."""
+    from . import checkpoint as ckpt
+
+    value = record.get(run.monitor)
+    run_config = {**(cfg.config or {}), "epoch": record["epoch"], "monitor": run.monitor, "value": value,
+                  "record": _scalars(record)}
+    if improved:
+        ckpt.save_checkpoint(cfg.checkpoint, run.model, config=run_config)
+    ckpt.save_training_state(run.last_path, run.model, run.optimizer, scheduler=run.scheduler, scaler=run.scaler,
+                             epoch=record["epoch"], history=run.history, best_value=run.best_value,
+                             bad_epochs=run.bad_epochs, config=run_config)
 
 
 # ---------------------------------------------------------------------------------------------
-# helpers of fit
+# optimizer and scheduler factories
 # ---------------------------------------------------------------------------------------------
 
 
-def _build_optimizer(optimizer, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(optimizer, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """``optimizer`` itself when it is a ``torch.optim.Optimizer``; else ``"adamw"`` (the default, ``None``),
+    ``"adam"`` or ``"sgd"`` (momentum 0.9) over the trainable parameters of ``model``."""
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
     params = [p for p in model.parameters() if p.requires_grad]
@@ -645,8 +806,14 @@ def _build_optimizer(optimizer, model: nn.Module, lr: float, weight_decay: float
     raise ValueError(f"optimizer must be a torch.optim.Optimizer or one of 'adamw', 'adam', 'sgd', got {optimizer!r}")
 
 
-def _build_scheduler(scheduler, optimizer, epochs: int | None, steps_per_epoch: int):
-    """Returns ``(scheduler, per_step)``."""
+def build_scheduler(scheduler, optimizer, epochs: int | None, steps_per_epoch: int):
+    """The learning-rate schedule of :class:`FitConfig`'s ``scheduler`` option.
+
+    Returns:
+        ``(scheduler, per_step)``: ``per_step`` is ``True`` for ``"poly"`` and ``"cosine"`` (stepped
+        after every optimizer step, over ``epochs * steps_per_epoch`` steps), ``False`` for a scheduler
+        instance or callable (stepped once per epoch); ``(None, False)`` for ``None``.
+    """
     if scheduler is None:
         return None, False
     if isinstance(scheduler, str):
@@ -664,9 +831,14 @@ def _build_scheduler(scheduler, optimizer, epochs: int | None, steps_per_epoch: 
             raise ValueError("the scheduler was built for another optimizer; build it on the optimizer you pass to fit")
         return scheduler, False
     if callable(scheduler):
-        return _build_scheduler(scheduler(optimizer), optimizer, epochs, steps_per_epoch)
+        return build_scheduler(scheduler(optimizer), optimizer, epochs, steps_per_epoch)
     raise TypeError("scheduler must be None, 'poly', 'cosine', an LR scheduler or a callable, "
                     f"got {type(scheduler).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers and the printed lines
+# ---------------------------------------------------------------------------------------------
 
 
 def _mean_over_ranks(mean: float, count: int, device, dist_info) -> float:
@@ -685,6 +857,33 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
+
+
+def _print_setup(run: _Run, cfg: FitConfig) -> None:
+    """``training on cpu | amp=off channels_last=off | 1,942,594 parameters | 64 training images | epochs=10``."""
+    epochs, max_seconds = cfg.epochs, cfg.max_seconds
+    n_params = count_parameters(run.model)
+    n_train = len(run.train_loader.dataset) if hasattr(run.train_loader, "dataset") else "?"
+    procs = f" x {run.dist_info.world_size} processes" if run.dist_info.enabled else ""
+    val_note = " (validation in float32)" if run.precision.amp and not run.val_precision.amp else ""
+    print(f"training on {_device_name(run.device)}{procs} | {run.precision.describe()}{val_note} | "
+          f"{n_params:,} parameters | {n_train} training images | {'epochs=' + str(epochs) if epochs else ''}"
+          f"{' ' if epochs and max_seconds else ''}{f'max_seconds={max_seconds:g}' if max_seconds else ''}")
+    if run.device.type == "cuda" and not getattr(run.train_loader, "pin_memory", True):
+        print("tip: DataLoader(..., pin_memory=True) lets batches copy to the GPU while it computes")
+
+
+def _print_done(run: _Run, cfg: FitConfig, start: float) -> None:
+    """``done (epochs): best val_miou=0.9707 at epoch 9; 10 epochs in 12.3 s, 60.2 images/s on cpu``."""
+    new = [r for r in run.history.records if r["epoch"] >= run.start_epoch]
+    if not new:
+        print(f"nothing to do: the resumed run had already trained {run.start_epoch - 1} of {cfg.epochs} epochs")
+        return
+    best, monitor = run.history.best, run.monitor
+    shown = f"best {monitor}={best[monitor]:.4f} at epoch {best['epoch']}; " if monitor in best else ""
+    total = time.perf_counter() - start
+    print(f"done ({run.history.stop_reason}): {shown}{len(new)} epochs in {total:.1f} s, "
+          f"{np.mean([r['images_per_s'] for r in new]):.1f} images/s on {_device_name(run.device)}")
 
 
 def _epoch_line(record: dict, epochs: int | None, monitor: str, saved: bool) -> str:

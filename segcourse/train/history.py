@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 #: keys ending like this are "lower is better"; every other monitored key is "higher is better"
 _MINIMISE_SUFFIXES = ("loss", "error", "hd95", "distance")
@@ -42,6 +43,9 @@ class History:
         mode: ``"max"`` or ``"min"`` (derived from ``monitor``: losses are minimised).
         stop_reason: why training stopped (``"epochs"``, ``"max_seconds"``, ``"early_stopping"``).
         device, precision: what the run used (strings, for the printout).
+        pretrained_loaded: the model's ``pretrained_loaded`` attribute, set by the model builders
+            (``True``: ImageNet weights were loaded; ``False``: ``pretrained=True`` found none cached
+            and the model trained from scratch; ``None``: the model does not say).
     """
 
     def __init__(self, records: Iterable[dict] | None = None, monitor: str = "val_miou", mode: str | None = None):
@@ -53,6 +57,7 @@ class History:
         self.stop_reason: str | None = None
         self.device: str | None = None
         self.precision: str | None = None
+        self.pretrained_loaded: bool | None = None
 
     # -- access -------------------------------------------------------------------------------
     def append(self, record: dict) -> None:
@@ -96,7 +101,7 @@ class History:
         return {"monitor": self.monitor, "mode": self.mode, "stop_reason": self.stop_reason, "records": self.records}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "History":
+    def from_dict(cls, data: dict) -> History:
         history = cls(data.get("records", []), monitor=data.get("monitor", "val_miou"), mode=data.get("mode"))
         history.stop_reason = data.get("stop_reason")
         return history
@@ -108,7 +113,7 @@ class History:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "History":
+    def load(cls, path: str | Path) -> History:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     # -- showing ------------------------------------------------------------------------------

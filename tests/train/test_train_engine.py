@@ -382,26 +382,39 @@ def test_max_seconds_cuts_the_epoch_and_still_validates(loaders, ce):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_tensorboard_is_skipped_with_a_message_when_missing(loaders, ce, tmp_path, capsys, monkeypatch):
-    from segcourse.train import logging as tb
+def test_log_dir_without_tensorboard_is_an_error_before_training(loaders, ce, tmp_path, monkeypatch):
+    from segcourse.train import run_log
 
-    monkeypatch.setattr(tb, "tensorboard_available", lambda: False)
+    monkeypatch.setattr(run_log, "tensorboard_available", lambda: False)
     train, val = loaders
-    history = fit(tiny_net(), train, val, loss_fn=ce, epochs=1, log_dir=tmp_path / "tb", progress=False)
-    assert len(history) == 1
-    assert "TensorBoard logging skipped" in capsys.readouterr().out
+    model = tiny_net()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ImportError, match=r"log_dir.*'tensorboard' package"):
+        fit(model, train, val, loss_fn=ce, epochs=1, log_dir=tmp_path / "tb", progress=False, verbose=False)
     assert not (tmp_path / "tb").exists()
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))  # it stopped before any step
 
 
-def test_tensorboard_really_missing_here_or_writes_events(loaders, ce, tmp_path):
-    from segcourse.train.logging import tensorboard_available
+def test_tensorboard_events_hold_the_history(loaders, ce, tmp_path):
+    """The real writer: the events file read back with TensorBoard's own reader (a pinned dependency)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     train, val = loaders
-    fit(tiny_net(), train, val, loss_fn=ce, epochs=1, log_dir=tmp_path / "tb", progress=False, verbose=False)
-    if tensorboard_available():
-        assert any((tmp_path / "tb").glob("events.out.tfevents.*"))
-    else:
-        assert not (tmp_path / "tb").exists()
+    torch.manual_seed(0)
+    history = fit(tiny_net(), train, val, loss_fn=ce, epochs=2, log_dir=tmp_path / "tb", progress=False,
+                  verbose=False)
+    (events,) = (tmp_path / "tb").glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"train/train_loss", "val/val_loss", "val/val_miou", "run/lr", "run/seconds"} <= set(tags["scalars"])
+    for tag, key in (("train/train_loss", "train_loss"), ("val/val_miou", "val_miou")):
+        logged = acc.Scalars(tag)
+        assert [e.step for e in logged] == [1, 2]
+        assert [e.value for e in logged] == pytest.approx([r[key] for r in history.records], rel=1e-6)
+    (image,) = acc.Images("val/image_truth_prediction")[:1]
+    # four validation images side by side, each one image | truth | prediction (16 x 16 pixels each)
+    assert image.step == 1 and (image.width, image.height) == (4 * 3 * 16, 16)
 
 
 def test_progress_bars_render_as_text(loaders, ce, capsys):
@@ -538,30 +551,109 @@ def test_a_model_returning_something_else_is_explained():
         predict(Bad(), torch.zeros(1, 3, 4, 4))
 
 
-def test_tensorboard_logger_writes_scalars_and_prediction_images(loaders):
-    """The logging code itself, with a stand-in writer (the tensorboard package is optional)."""
-    from segcourse.train.amp import Precision
-    from segcourse.train.logging import TensorBoardLogger
+class _Writer:
+    """A stand-in SummaryWriter that keeps what it is given."""
 
-    class Writer:
-        def __init__(self):
-            self.scalars, self.images = {}, {}
+    def __init__(self):
+        self.scalars, self.images = {}, {}
 
-        def add_scalar(self, tag, value, step):
-            self.scalars[tag] = (value, step)
+    def add_scalar(self, tag, value, step):
+        self.scalars[tag] = (value, step)
 
-        def add_images(self, tag, images, step):
-            self.images[tag] = (images, step)
+    def add_images(self, tag, images, step):
+        self.images[tag] = (images, step)
 
-        def flush(self):
-            pass
+    def flush(self):
+        pass
 
-    _, val = loaders
-    writer = Writer()
+
+def test_tensorboard_logger_writes_scalars_and_the_prediction_grid():
+    from segcourse.train.run_log import TensorBoardLogger
+
+    images = torch.rand(3, 3, 4, 5)
+    target = torch.tensor([[0, 1, 2, 7, 7]]).expand(3, 4, 5).clone()  # 7: this run's ignore value
+    pred = torch.full((3, 4, 5), 2)
+    writer = _Writer()
     record = {"epoch": 3, "train_loss": 0.5, "val_miou": 0.7, "val_iou_per_class": [0.6, 0.8], "lr": 1e-3}
-    TensorBoardLogger(writer, num_images=2).log_epoch(record, tiny_net(), val, device=torch.device("cpu"),
-                                                      precision=Precision())
+    TensorBoardLogger(writer, num_images=2, ignore_index=7).log_epoch(record, (images, target, pred))
     assert writer.scalars == {"train/train_loss": (0.5, 3), "val/val_miou": (0.7, 3), "run/lr": (1e-3, 3)}
     grid, step = writer.images["val/image_truth_prediction"]
-    assert step == 3 and grid.shape == (2, 3, 16, 48)  # image | truth | prediction side by side
+    assert step == 3 and grid.shape == (2, 3, 4, 15)  # num_images of them: image | truth | prediction
+    truth, shown_pred = grid[:, 0, :, 5:10], grid[:, 0, :, 10:]
+    assert truth[0, 0].tolist() == [0.0, 0.5, 1.0, 0.0, 0.0]  # ids / max id; ignored pixels shown as 0
+    assert torch.all(shown_pred == 1.0)
     assert float(grid.min()) >= 0 and float(grid.max()) <= 1
+
+
+def test_fit_hands_the_logger_the_validation_pass_predictions(loaders, ce, tmp_path, monkeypatch):
+    """The logger runs no forward pass of its own: it gets (images, target, pred) from the validation."""
+    from segcourse.train.run_log import TensorBoardLogger
+
+    seen = []
+    monkeypatch.setattr(TensorBoardLogger, "log_epoch", lambda self, record, examples=None: seen.append(examples))
+    train, val = loaders
+    model = tiny_net()
+    fit(model, train, val, loss_fn=ce, epochs=1, log_dir=tmp_path / "tb", progress=False, verbose=False)
+    ((images, target, pred),) = seen
+    first_images, first_target = next(iter(val))
+    assert torch.equal(images, first_images[:4]) and torch.equal(target, first_target[:4])
+    assert torch.equal(pred, predict(model, first_images[:4], device="cpu"))
+
+
+# ---------------------------------------------------------------------------------------------
+# FitConfig: the options of fit in one dataclass
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_fit_config_trains_exactly_like_the_keywords(loaders, ce):
+    from segcourse.train import FitConfig
+
+    train, val = loaders
+    runs = []
+    for call in ("keywords", "config", "config+override"):
+        torch.manual_seed(0)
+        model = tiny_net()
+        if call == "keywords":
+            history = fit(model, train, val, loss_fn=ce, epochs=2, lr=0.05, scheduler="poly", progress=False,
+                          verbose=False)
+        elif call == "config":
+            history = fit(model, train, val, FitConfig(loss_fn=ce, epochs=2, lr=0.05, scheduler="poly",
+                                                       progress=False, verbose=False))
+        else:
+            cfg = FitConfig(loss_fn=ce, epochs=2, lr=1.0, scheduler="poly", progress=False, verbose=False)
+            history = fit(model, train, val, cfg, lr=0.05)
+            assert cfg.lr == 1.0  # the override does not change the config it was given
+        runs.append(([{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in history.records],
+                     [p.detach().clone() for p in model.parameters()]))
+    for records, params in runs[1:]:
+        assert records == runs[0][0]
+        assert all(torch.equal(p, q) for p, q in zip(params, runs[0][1]))
+
+
+def test_an_unknown_fit_option_is_named():
+    from segcourse.train import fit_config
+
+    with pytest.raises(TypeError, match=r"unknown option\(s\) epoch, learning_rate.*FitConfig"):
+        fit_config(epoch=3, learning_rate=0.1)
+    with pytest.raises(TypeError, match="FitConfig, got dict"):
+        fit_config({"epochs": 3})
+
+
+def test_the_optimizer_and_scheduler_factories():
+    from segcourse.train import build_optimizer, build_scheduler
+
+    model = tiny_net()
+    sgd = build_optimizer("sgd", model, lr=0.1, weight_decay=0.0)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
+    assert isinstance(build_optimizer(None, model, lr=0.1, weight_decay=0.0), torch.optim.AdamW)
+    poly, per_step = build_scheduler("poly", sgd, epochs=2, steps_per_epoch=5)
+    assert per_step
+    lrs = []
+    for _ in range(10):
+        lrs.append(sgd.param_groups[0]["lr"])
+        sgd.step()
+        poly.step()
+    assert lrs == pytest.approx([0.1 * (1 - t / 10) ** 0.9 for t in range(10)])  # DeepLab's poly over 10 steps
+    assert build_scheduler(None, sgd, epochs=2, steps_per_epoch=5) == (None, False)
+    with pytest.raises(ValueError, match="needs epochs"):
+        build_scheduler("cosine", sgd, epochs=None, steps_per_epoch=5)
