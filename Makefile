@@ -18,12 +18,14 @@ INLINE := MPLBACKEND=module://matplotlib_inline.backend_inline
 NBVAL_FLAGS := --dist loadfile --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 JOBS ?= 2
 
-.PHONY: help install install-test lab test test-package test-notebooks test-browser course gate solutions data exercises exercises-check doctor lock clean distclean
+.PHONY: help install install-test lab test lint test-doctests test-package test-notebooks test-browser site test-site course gate solutions data exercises exercises-check doctor lock clean distclean
 
 help:
 	@echo "make lab            set up (first time) and open JupyterLab on the course"
 	@echo "make test           set up (first time) and run every test: package, exercises, notebooks (smoke mode)"
-	@echo "make test-browser   open lesson 07 in headless Chromium and drive its widgets"
+	@echo "make test-browser   run every notebook in JupyterLab in headless Chromium (widgets, sliders) and open the site"
+	@echo "make site           build the course site (HTML, from the solutions' stored outputs) into build/site"
+	@echo "make test-site      build the site and check every lesson page, figure and internal link"
 	@echo "make course         run every solution notebook in the current mode; writes build/course-report.json"
 	@echo "make gate           the CI quality gate: the course in quick mode, targets met, results equal to the stored ones"
 	@echo "make solutions      run the solutions in quick mode and store their outputs (LESSONS=\"04 05\" for some)"
@@ -42,7 +44,7 @@ $(COURSE_STAMP): $(VENV)/bin/python requirements/course.txt requirements/lock.tx
 	$(BIN)/python -m ipykernel install --sys-prefix --name segcourse --display-name "Python (segcourse)" >/dev/null
 	@touch $@
 
-$(TEST_STAMP): $(COURSE_STAMP) requirements/test.txt
+$(TEST_STAMP): $(COURSE_STAMP) requirements/test.txt requirements/site.txt
 	$(PIP) install $(PIP_FLAGS) -r requirements/test.txt -c requirements/lock.txt
 	@touch $@
 
@@ -60,10 +62,18 @@ lab: $(COURSE_STAMP)
 # mode and compares the cells tagged nbval-check-output (the mode-independent ones, found by `make solutions`)
 # with the stored quick-mode outputs. CI (.ci/run) also runs test-browser and the quality gate.
 test: $(TEST_STAMP)
-	@$(MAKE) --no-print-directory test-package test-notebooks
+	@$(MAKE) --no-print-directory lint test-doctests test-package test-notebooks
+
+# ruff (version pinned in requirements/test.txt, rules in pyproject.toml) over the code and the solution notebooks.
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check segcourse tests benchmarks solutions
+
+# The >>> examples in segcourse's docstrings: offline, on synthetic data (setup in ./conftest.py).
+test-doctests: $(TEST_STAMP)
+	SEGCOURSE_MODE=smoke $(PYTEST) --doctest-modules segcourse -p no:cacheprovider
 
 test-package: $(TEST_STAMP)
-	SEGCOURSE_MODE=smoke $(PYTEST) tests -n $(JOBS) -m "not browser"
+	SEGCOURSE_MODE=smoke $(PYTEST) tests -n $(JOBS) -m "not browser and not site"
 
 test-notebooks: $(TEST_STAMP)
 	$(INLINE) SEGCOURSE_MODE=smoke $(PYTEST) --nbval-lax $(NBVAL_FLAGS) -n $(JOBS) solutions
@@ -74,6 +84,14 @@ test-browser: $(TEST_STAMP)
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
 	  { echo "could not install chromium (needs root and Debian's package registry)"; exit 1; }; }
 	SEGCOURSE_MODE=smoke $(PYTEST) tests -m browser -p no:cacheprovider
+
+# The course site: Sphinx + myst-nb + the book theme (requirements/site.txt) over solutions/ with their stored
+# outputs (nothing executed), offline, warnings are errors. Open build/site/index.html.
+site: $(TEST_STAMP)
+	$(BIN)/python -m segcourse site --out build/site
+
+test-site: $(TEST_STAMP)
+	$(PYTEST) tests -m "site and not browser" -p no:cacheprovider
 
 course: $(COURSE_STAMP)
 	$(BIN)/python -m segcourse course

@@ -5,7 +5,7 @@ The value is printed for the learner and, when the course runner set
 ``$SEGCOURSE_REPORT`` to a file, appended to that JSON file, so the report is built
 from data, never by parsing a notebook's text.
 
-    >>> record("unet_dice", 0.9612, label="U-Net foreground Dice", target=">= 0.95")  # doctest: +SKIP
+    >>> _ = record("unet_dice", 0.9612, label="U-Net foreground Dice", target=">= 0.95")  # returns the value
     U-Net foreground Dice: 0.9612 (target >= 0.95: met)
 """
 

@@ -5,7 +5,11 @@ when the module is built, so a typo fails at once), class-weight tensors are reg
 buffers (so ``.to(device)`` moves them), and ``forward`` calls the function.
 
     >>> from segcourse.losses import DiceLoss
-    >>> loss_fn = DiceLoss(smooth=1e-5, reduce_batch=False, absent="smooth")   # doctest: +SKIP
+    >>> import torch
+    >>> loss_fn = DiceLoss(smooth=1e-5, reduce_batch=False, absent="smooth")
+    >>> logits, target = torch.zeros(2, 3, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long)
+    >>> loss_fn(logits, target).shape  # a scalar: the mean of one Dice loss per image and class
+    torch.Size([])
 """
 
 from __future__ import annotations

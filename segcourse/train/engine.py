@@ -306,8 +306,8 @@ def evaluate(model: nn.Module, loader, num_classes: int | None = None, *, device
         >>> with torch.no_grad():                                  # a model that always says class 0
         ...     _ = model.bias.copy_(torch.tensor([1.0, -1.0]))
         >>> scores = evaluate(model, DataLoader(TensorDataset(images, target)), num_classes=2, device="cpu")
-        >>> scores["pixel_accuracy"], scores["iou_per_class"], scores["images"]
-        (1.0, [1.0, 0.0], 2)
+        >>> scores["pixel_accuracy"], scores["miou"], scores["images"]  # mIoU over the classes present: class 0
+        (1.0, 1.0, 2)
     """
     device = get_device(device) if isinstance(device, str) else device
     precision = resolve_precision(amp, "auto", device)
