@@ -12,6 +12,14 @@ Submodules (import what a lesson needs):
 * ``segcourse.widgets``   -- ipywidgets explorers
 * ``segcourse.exercises`` -- exercise checks and the learner-notebook builder
 * ``segcourse.report``    -- key results for ``make course``
+
+Repository tooling (run from a checkout, ``python -m segcourse ...``; no lesson imports it, and
+it finds the repository from the working directory or the folders it is given, never from where
+the package is installed): ``segcourse.course`` (``make course``), ``segcourse.notebooks``
+(headless execution), ``segcourse.stored`` (stored outputs and stamps), ``segcourse.coursemap``
+and ``segcourse.coursesite`` (the README map and the site), ``segcourse.exercises.build`` and
+``segcourse.exercises.cli`` (the learner-notebook builder). (``segcourse.doctor``, the set-up
+check, serves both: lesson 00 calls it.)
 """
 
 from .config import describe, get_device, get_mode, pick, seed_everything, set_mode

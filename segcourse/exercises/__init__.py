@@ -6,6 +6,10 @@
   :func:`segcourse.exercises.registry.exercise`.
 * ``python -m segcourse exercises build [LESSON ...] [--check]`` -- generate ``notebooks/``
   from ``solutions/`` (see :mod:`segcourse.exercises.build`).
+
+Lessons import :func:`check` (and the ``lessonNN`` helpers); :mod:`~segcourse.exercises.build` and
+:mod:`~segcourse.exercises.cli` are repository tooling, imported by nothing a lesson runs: they work
+on the checkout given by the working directory or by ``--solutions``/``--notebooks``.
 """
 
 from .registry import CheckFailed, CheckResult, all_exercises, check, exercise, get

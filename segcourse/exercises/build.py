@@ -39,9 +39,23 @@ from pathlib import Path
 
 from .registry import ID_PATTERN, Exercise, load_all
 
-ROOT = Path(__file__).resolve().parents[2]
-SOLUTIONS = ROOT / "solutions"
-NOTEBOOKS = ROOT / "notebooks"
+
+def find_repository(start: Path | None = None) -> Path:
+    """The course repository: ``start`` (default: the working directory) or the nearest folder above
+    it that holds a ``solutions/`` folder of notebooks.
+
+    The builder is repository tooling: it works on the checkout it is run in, never on the folder
+    the package happens to be installed in (a non-editable install has no ``solutions/``).
+
+    Raises:
+        FileNotFoundError: no such folder; run from the repository or pass the folders explicitly.
+    """
+    start = Path.cwd() if start is None else Path(start)
+    for folder in (start.resolve(), *start.resolve().parents):
+        if (folder / "solutions").is_dir() and any((folder / "solutions").glob("[0-9][0-9]_*.ipynb")):
+            return folder
+    raise FileNotFoundError(f"no course repository at or above {start}: expected a solutions/ folder of "
+                            "NN_*.ipynb notebooks; run from the repository root or pass --solutions and --notebooks")
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION (?P<id>\S+)[ \t]*$")
 _END = re.compile(r"^(?P<indent>[ \t]*)# END SOLUTION (?P<id>\S+)[ \t]*$")
@@ -72,8 +86,9 @@ _NOTEBOOK_NAME = re.compile(r"^(?P<num>\d{2})_[A-Za-z0-9_]+\.ipynb$")
 _KEEP_CELL_METADATA = ("tags", "jupyter", "editable", "deletable", "slideshow", "name")
 
 
-#: Tags about the solution's stored outputs, meaningless in a learner notebook (which has none).
-_OUTPUT_TAGS = ("nbval-check-output", "nbval-ignore-output", "shows-failing-check")
+#: Tags about the solution's stored outputs, meaningless in a learner notebook (which has none); ``slide``
+#: marks the figure `python -m segcourse instructor slides` extracts.
+_OUTPUT_TAGS = ("nbval-check-output", "nbval-ignore-output", "shows-failing-check", "slide")
 
 
 def _learner_cell_metadata(cell) -> dict:
@@ -304,11 +319,14 @@ def _banner(name: str, ids: list[str], registry: dict[str, Exercise]):
 
 
 def build_notebook(source: Path, target: Path | None = None, registry: dict[str, Exercise] | None = None) -> BuildResult:
-    """Transform one solution notebook; nothing is written (see :func:`build`)."""
+    """Transform one solution notebook; nothing is written (see :func:`build`).
+
+    ``target`` defaults to ``notebooks/<name>`` beside the notebook's ``solutions/`` folder.
+    """
     import nbformat
 
     source = Path(source)
-    target = Path(target) if target is not None else NOTEBOOKS / source.name
+    target = Path(target) if target is not None else source.resolve().parent.parent / "notebooks" / source.name
     result = BuildResult(source, target)
     try:
         lesson = lesson_number(source)
@@ -327,12 +345,17 @@ def build_notebook(source: Path, target: Path | None = None, registry: dict[str,
     return result
 
 
-def select(lessons: list[str] | None, folder: Path = SOLUTIONS) -> list[Path]:
+def select(lessons: list[str] | None, folder: Path | None = None) -> list[Path]:
     """The solution notebooks to build: all of them, or those named by number (``1``, ``01``), stem or path.
+
+    Args:
+        folder: the solution notebooks (default: ``solutions/`` of :func:`find_repository`).
 
     Raises:
         ValueError: a name matches no solution notebook.
+        FileNotFoundError: no ``folder`` given and no repository found.
     """
+    folder = find_repository() / "solutions" if folder is None else Path(folder)
     every = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
     if not lessons:
         return every
@@ -347,23 +370,27 @@ def select(lessons: list[str] | None, folder: Path = SOLUTIONS) -> list[Path]:
     return chosen
 
 
-def build(lessons: list[str] | None = None, *, check: bool = False, solutions: Path = SOLUTIONS,
-          notebooks: Path = NOTEBOOKS, log=print) -> int:
+def build(lessons: list[str] | None = None, *, check: bool = False, solutions: Path | None = None,
+          notebooks: Path | None = None, log=print) -> int:
     """Build (or with ``check=True`` verify) the learner notebooks.
 
     Args:
         lessons: which lessons (numbers, stems or paths); all when empty.
         check: write nothing; report notebooks that are stale, missing, or have no solution notebook.
-        solutions: the folder of solution notebooks.
-        notebooks: the folder of learner notebooks.
+        solutions: the folder of solution notebooks (default: ``solutions/`` of :func:`find_repository`,
+            the repository the working directory is in).
+        notebooks: the folder of learner notebooks (default: ``notebooks/`` beside ``solutions``).
         log: where messages go.
 
     Returns:
-        The exit status: 0 when everything built (or is current), 1 otherwise.
+        The exit status: 0 when everything built (or is current), 1 otherwise (also when no repository
+        is found: the message says where it looked).
     """
     try:
+        solutions = find_repository() / "solutions" if solutions is None else Path(solutions)
+        notebooks = solutions.parent / "notebooks" if notebooks is None else Path(notebooks)
         sources = select(lessons, solutions)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         log(f"error: {error}")
         return 1
     registry = load_all()

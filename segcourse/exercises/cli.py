@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,6 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="lessons to build: a number (1 or 01), a stem (01_classical) or a path; default: all")
     b.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 and list the notebooks that are stale, missing or extra")
+    b.add_argument("--solutions", type=Path, default=None, metavar="DIR",
+                   help="the solution notebooks (default: solutions/ of the repository the working directory is in)")
+    b.add_argument("--notebooks", type=Path, default=None, metavar="DIR",
+                   help="where the learner notebooks go (default: notebooks/ beside the solutions folder)")
     sub.add_parser("list", help="list every registered exercise")
 
 
@@ -26,4 +31,4 @@ def run(args: argparse.Namespace) -> int:
         return 1 if _LOAD_ERRORS else 0
     from .build import build
 
-    return build(args.lessons, check=args.check)
+    return build(args.lessons, check=args.check, solutions=args.solutions, notebooks=args.notebooks)

@@ -191,3 +191,42 @@ def test_cli_list_and_build_check(capsys):
     assert args.lessons == ["01"] and args.check
     with pytest.raises(SystemExit):
         parser.parse_args([])          # an action is required
+
+
+def test_the_repository_is_found_from_the_working_directory_not_the_package(tmp_path, monkeypatch):
+    """The builder works on the checkout it runs in (a non-editable install has no solutions/ beside it)."""
+    repo = tmp_path / "course"
+    (repo / "solutions").mkdir(parents=True)
+    nbformat.write(notebook(FUNC, VALUE, CHECKS), repo / "solutions" / "03_demo.ipynb")
+    (repo / "docs").mkdir()
+    monkeypatch.setattr(builder, "load_all", lambda: REG)
+    monkeypatch.chdir(repo / "docs")  # anywhere inside the checkout
+    assert builder.find_repository() == repo.resolve()
+    log = []
+    assert builder.build(["3"], log=log.append) == 0
+    assert (repo / "notebooks" / "03_demo.ipynb").exists()
+    assert builder.build_notebook(repo / "solutions" / "03_demo.ipynb", registry=REG).target == \
+        repo.resolve() / "notebooks" / "03_demo.ipynb"
+    monkeypatch.chdir(tmp_path)  # outside any checkout: a clear message, exit status 1, nothing written
+    log.clear()
+    assert builder.build(log=log.append) == 1
+    assert "no course repository" in log[0] and "--solutions" in log[0]
+    with pytest.raises(FileNotFoundError, match="solutions/"):
+        builder.find_repository()
+
+
+def test_the_cli_takes_the_folders_as_options(tmp_path, monkeypatch):
+    import argparse
+
+    from segcourse.exercises import cli
+
+    sol, out = tmp_path / "sol", tmp_path / "learner"
+    sol.mkdir()
+    nbformat.write(notebook(FUNC, VALUE, CHECKS), sol / "03_demo.ipynb")
+    monkeypatch.setattr(builder, "load_all", lambda: REG)
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(["build", "--solutions", str(sol), "--notebooks", str(out)])
+    assert cli.run(args) == 0 and (out / "03_demo.ipynb").exists()
+    assert cli.run(parser.parse_args(["build", "--check", "--solutions", str(sol), "--notebooks", str(out)])) == 0
