@@ -56,11 +56,12 @@ def bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int) -> to
     Channel ``c`` of the input is copied to channel ``c`` of the output (other pairs get
     zero) through the separable "tent" filter ``(1 - |i - centre| / f) * (1 - |j - centre| / f)``
     with ``f = (k + 1) // 2`` and ``centre = f - 1`` (odd k) or ``f - 0.5`` (even k), the
-    FCN reference implementation's ``upsample_filt``. With ``kernel_size = 2f``,
-    ``stride = f`` and ``padding = f // 2`` (even ``f``) the transposed convolution equals
+    FCN reference implementation's ``upsample_filt``. With ``kernel_size = 2f - f % 2``
+    (``2f`` for even ``f``, ``2f - 1`` for odd, as the FCN reference's ``get_kernel_size``),
+    ``stride = f`` and ``padding = f // 2`` the transposed convolution equals
     ``F.interpolate(x, scale_factor=f, mode="bilinear", align_corners=False)`` everywhere
-    except a border of about ``f / 2`` pixels (where interpolate clamps and the
-    transposed convolution fades towards zero).
+    except a border of exactly ``f // 2`` pixels on each side (where interpolate clamps and the
+    transposed convolution fades towards zero); ``tests/models/test_fcn_reference.py`` checks it.
 
     Args:
         in_channels: input channels of the transposed convolution.
@@ -95,12 +96,12 @@ def bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int) -> to
 class BilinearUpsample(nn.Module):
     """Upsample by an integer ``factor`` to an exact requested size.
 
-    ``mode="transposed"``: ``ConvTranspose2d(kernel 2f, stride f, padding f // 2, no bias)``
+    ``mode="transposed"``: ``ConvTranspose2d(kernel 2f - f % 2, stride f, padding f // 2, no bias)``
     initialised by :func:`bilinear_kernel` (learnable unless ``learnable=False``), as in
     the paper. The output is ``f * h`` (+ up to ``f - 1`` via ``output_padding``) and is
     cropped at the bottom/right when the requested size is smaller, so every input size works.
     A fixed (``learnable=False``) upsampling never mixes channels, so it is stored as a
-    depthwise (``groups=C``) transposed convolution with weight ``(C, 1, 2f, 2f)``: the same
+    depthwise (``groups=C``) transposed convolution with weight ``(C, 1, k, k)``: the same
     numbers as the diagonal of :func:`bilinear_kernel`, C times cheaper.
     ``mode="bilinear"``: ``F.interpolate(..., mode="bilinear", align_corners=False)``, no parameters.
 
@@ -118,7 +119,7 @@ class BilinearUpsample(nn.Module):
         self.factor, self.mode = int(factor), mode
         self.conv: nn.ConvTranspose2d | None = None
         if mode == "transposed" and factor > 1:
-            k = 2 * self.factor
+            k = 2 * self.factor - self.factor % 2  # 2f (even f, every FCN path); 2f - 1 keeps an odd f aligned
             groups = 1 if learnable else channels
             self.conv = nn.ConvTranspose2d(channels, channels, k, stride=self.factor, padding=self.factor // 2,
                                            groups=groups, bias=False)
