@@ -128,7 +128,7 @@ def test_bilinear_upsample_equals_interpolate_except_a_border_of_factor_halves(f
     torch.manual_seed(factor)
     x = torch.randn(2, 3, 7, 5)
     size = (7 * factor, 5 * factor)
-    got = BilinearUpsample(3, factor, "transposed", learnable=learnable)(x, size)
+    got = BilinearUpsample(3, factor, learnable=learnable)(x, size)  # the default: the transposed convolution
     want = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
     assert got.shape == want.shape == (2, 3, *size)
     b = factor // 2
