@@ -55,7 +55,8 @@ def _parse(things: Collection[int], stuffs: Collection[int]) -> tuple[list[int],
     return sorted(things_s), sorted(stuffs_s)
 
 
-def _prepare(pred: Any, target: Any, things: list[int], stuffs: list[int]) -> tuple[np.ndarray, np.ndarray, int]:
+def _prepare(pred: Any, target: Any, things: list[int], stuffs: list[int],
+             allow_unknown_preds_category: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     p, t = _np(pred), _np(target)
     if p.shape != t.shape:
         raise ValueError(f"pred and target must have the same shape (..., H, W, 2), got {p.shape} and {t.shape}")
@@ -72,7 +73,7 @@ def _prepare(pred: Any, target: Any, things: list[int], stuffs: list[int]) -> tu
         arr = arr.reshape(arr.shape[0], -1, 2).astype(np.int64).copy()
         cat = arr[..., 0]
         is_known = np.isin(cat, known)
-        if is_pred and not is_known.all():
+        if is_pred and not allow_unknown_preds_category and not is_known.all():
             raise ValueError(f"pred holds category ids {sorted(set(np.unique(cat[~is_known]).tolist()))} that are in "
                              f"neither things {things} nor stuffs {stuffs}")
         arr[..., 1][np.isin(cat, stuffs)] = 0  # one segment per stuff class
@@ -126,7 +127,8 @@ def _pair_ious(s: dict[str, Any]) -> list[tuple[int, int, float]]:
     return out
 
 
-def panoptic_quality(pred: Any, target: Any, things: Collection[int], stuffs: Collection[int]) -> dict[str, Any]:
+def panoptic_quality(pred: Any, target: Any, things: Collection[int], stuffs: Collection[int], *,
+                     allow_unknown_preds_category: bool = False) -> dict[str, Any]:
     """Panoptic quality over a batch of images (pooled per category, as the paper and torchmetrics).
 
     Args:
@@ -134,6 +136,9 @@ def panoptic_quality(pred: Any, target: Any, things: Collection[int], stuffs: Co
             (category_id, instance_id); every category must be in ``things`` or ``stuffs``.
         target: same shape; categories in neither set are void (e.g. 255).
         things: category ids of countable objects; stuffs: of amorphous regions.
+        allow_unknown_preds_category: treat predicted categories in neither set as void predictions
+            (e.g. the pixels a Mask2Former leaves unassigned) instead of raising, as torchmetrics' option
+            of the same name.
 
     Returns:
         dict: ``pq``, ``sq``, ``rq`` (mean over categories with ``TP + ½FP + ½FN > 0``),
@@ -150,7 +155,7 @@ def panoptic_quality(pred: Any, target: Any, things: Collection[int], stuffs: Co
         (``return_sq_and_rq=True``, ``return_per_class=True``).
     """
     things_l, stuffs_l = _parse(things, stuffs)
-    p, t, void_cat = _prepare(pred, target, things_l, stuffs_l)
+    p, t, void_cat = _prepare(pred, target, things_l, stuffs_l, allow_unknown_preds_category)
     cats = things_l + stuffs_l
     idx = {c: k for k, c in enumerate(cats)}
     iou_sum = np.zeros(len(cats))
