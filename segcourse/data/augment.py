@@ -45,6 +45,21 @@ __all__ = ["LEVELS", "audit_transform", "describe_transform", "eval_transform", 
 LEVELS = ("none", "light", "medium", "strong")
 
 
+def _albumentations():
+    """The ``albumentations`` module, refusing versions older than 2.0.
+
+    The pipelines pass ``fill=``/``fill_mask=`` and ``GaussNoise(std_range=...)``, the 2.x names: 1.4
+    only warns that it ignores them, and then pads masks with 0 (a real class) instead of ``ignore_index``.
+    """
+    import albumentations
+
+    major = int(albumentations.__version__.split(".")[0])
+    if major < 2:
+        raise ImportError(f"segcourse's augmentation pipelines need albumentations >= 2.0 (fill_mask=, std_range=); "
+                          f"found {albumentations.__version__}: install the pinned version (make lab)")
+    return albumentations
+
+
 def _size(size) -> tuple[int, int] | None:
     if size is None:
         return None
@@ -81,10 +96,11 @@ def train_transform(size: int | tuple[int, int] | None = None, *, level: str = "
 
     Raises:
         ValueError: unknown ``level`` or a bad ``size``.
+        ImportError: albumentations older than 2.0 (see :func:`_albumentations`).
     """
-    import albumentations as A
     import cv2
 
+    A = _albumentations()
     if level not in LEVELS:
         raise ValueError(f"level={level!r}; expected one of {', '.join(LEVELS)}")
     size = _size(size)
@@ -121,8 +137,9 @@ def eval_transform(size: int | tuple[int, int] | None = None, *, ignore_index: i
     Evaluating on a *resized* image and mask would score the model on resampled labels; padding and
     cropping keep every labelled pixel as it was annotated.
     """
-    import albumentations as A
     import cv2
+
+    A = _albumentations()
 
     size = _size(size)
     ops: list = []

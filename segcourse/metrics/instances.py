@@ -49,12 +49,12 @@ def _check_labels(labels, name: str) -> np.ndarray:
     return labels
 
 
-def instance_iou_matrix(pred_labels, gt_labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def instance_iou_matrix(pred, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """IoU of every (predicted, true) instance pair.
 
     Args:
-        pred_labels: ``(H, W)`` integer instance ids, 0 = background.
-        gt_labels: ``(H, W)`` integer instance ids, 0 = background.
+        pred: ``(H, W)`` integer instance ids, 0 = background.
+        target: ``(H, W)`` integer instance ids, 0 = background.
 
     Returns:
         ``(iou, pred_ids, gt_ids)``: ``iou`` is ``(P, G)`` float64 where row ``i`` is
@@ -63,10 +63,10 @@ def instance_iou_matrix(pred_labels, gt_labels) -> tuple[np.ndarray, np.ndarray,
     Raises:
         ValueError / TypeError: shapes differ, non-integer or negative ids.
     """
-    pred = _check_labels(pred_labels, "pred_labels")
-    gt = _check_labels(gt_labels, "gt_labels")
+    pred = _check_labels(pred, "pred")
+    gt = _check_labels(target, "target")
     if pred.shape != gt.shape:
-        raise ValueError(f"pred_labels and gt_labels must have the same shape, got {pred.shape} and {gt.shape}")
+        raise ValueError(f"pred and target must have the same shape, got {pred.shape} and {gt.shape}")
     pred_ids = np.unique(pred[pred > 0])
     gt_ids = np.unique(gt[gt > 0])
     # compact ids 0..P and 0..G (0 = background) so the contingency table stays small
@@ -137,12 +137,12 @@ class InstanceMatch:
         return float(np.mean([p[2] for p in self.pairs])) if self.pairs else 0.0
 
 
-def match_instances(pred_labels, gt_labels, iou_threshold: float = 0.5) -> InstanceMatch:
+def match_instances(pred, target, iou_threshold: float = 0.5) -> InstanceMatch:
     """Match predicted to true instances one-to-one at ``IoU >= iou_threshold``.
 
     Args:
-        pred_labels: ``(H, W)`` integer instance ids (numpy or torch), 0 = background.
-        gt_labels: ``(H, W)`` integer instance ids, 0 = background.
+        pred: ``(H, W)`` integer instance ids (numpy or torch), 0 = background.
+        target: ``(H, W)`` integer instance ids, 0 = background.
         iou_threshold: in ``(0, 1]``; 0.5 is the usual choice.
 
     Returns:
@@ -164,7 +164,7 @@ def match_instances(pred_labels, gt_labels, iou_threshold: float = 0.5) -> Insta
 
     if not (0 < float(iou_threshold) <= 1):
         raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
-    iou, pred_ids, gt_ids = instance_iou_matrix(pred_labels, gt_labels)
+    iou, pred_ids, gt_ids = instance_iou_matrix(pred, target)
     pairs = []
     if iou.size:
         eligible = iou >= iou_threshold
@@ -185,7 +185,7 @@ def match_instances(pred_labels, gt_labels, iou_threshold: float = 0.5) -> Insta
     )
 
 
-def instance_f1(pred_labels, gt_labels, iou_threshold: float = 0.5) -> dict:
+def instance_f1(pred, target, iou_threshold: float = 0.5) -> dict:
     """Precision, recall and F1 of instance detection at ``IoU >= iou_threshold``.
 
     Args: as :func:`match_instances`.
@@ -194,6 +194,6 @@ def instance_f1(pred_labels, gt_labels, iou_threshold: float = 0.5) -> dict:
         ``{"precision", "recall", "f1", "tp", "fp", "fn", "pairs"}`` where ``pairs`` is the list of
         matched ``(pred_id, gt_id, iou)``; floats are Python floats.
     """
-    m = match_instances(pred_labels, gt_labels, iou_threshold)
+    m = match_instances(pred, target, iou_threshold)
     return {"precision": m.precision, "recall": m.recall, "f1": m.f1, "tp": m.tp, "fp": m.fp, "fn": m.fn,
             "pairs": m.pairs}

@@ -80,7 +80,7 @@ def _check_entry(entry: Any, i: int, what: str, keys: Sequence[str],
     if masks.ndim != 3:
         raise ValueError(f"{what}[{i}]['masks'] must be (N, H, W) bool, got shape {masks.shape}")
     if np.issubdtype(masks.dtype, np.floating) and len(masks):  # an empty (0, H, W) stack may have any dtype
-        if what == "targets":
+        if what == "target":
             raise ValueError(f"{what}[{i}]['masks'] must be binary (bool or uint8 0/1), got {masks.dtype}; "
                              "ground truth is never soft")
         if mask_threshold is None:
@@ -97,16 +97,16 @@ def _check_entry(entry: Any, i: int, what: str, keys: Sequence[str],
     return out
 
 
-def mask_ap(predictions: Sequence[dict], targets: Sequence[dict], *,
+def mask_ap(pred: Sequence[dict], target: Sequence[dict], *,
             mask_threshold: float | None = None) -> dict[str, Any]:
     """COCO mask AP of instance predictions over a dataset.
 
     Args:
-        predictions: one dict per image: ``"masks"`` (N, H, W) bool (or (N, 1, H, W)),
+        pred: the predictions, one dict per image: ``"masks"`` (N, H, W) bool (or (N, 1, H, W)),
             ``"scores"`` (N,) float, ``"labels"`` (N,) int — torchvision's Mask R-CNN output
             format. Soft (floating) masks, such as Mask R-CNN's ``(N, 1, H, W)`` probabilities, are
             refused unless ``mask_threshold`` is given.
-        targets: one dict per image: ``"masks"`` (M, H, W) bool or uint8 (0/1), ``"labels"`` (M,) int --
+        target: the ground truth, one dict per image: ``"masks"`` (M, H, W) bool or uint8 (0/1), ``"labels"`` (M,) int --
             torchvision's target format. An empty ``(0, H, W)`` stack may have any dtype.
         mask_threshold: binarise floating prediction masks as ``mask > mask_threshold``; ``0.5`` is
             the threshold torchvision's reference scripts use for Mask R-CNN's probabilities. ``None``
@@ -126,12 +126,10 @@ def mask_ap(predictions: Sequence[dict], targets: Sequence[dict], *,
         Equals ``pycocotools`` ``COCOeval(iouType="segm")`` stats[0], [1], [2] and the per-class
         mean of its ``precision`` array (checked in the tests). https://arxiv.org/abs/1405.0312
     """
-    if len(predictions) != len(targets):
-        raise ValueError(f"predictions and targets must have one entry per image, got {len(predictions)} "
-                         f"and {len(targets)}")
-    preds = [_check_entry(p, i, "predictions", ("masks", "scores", "labels"), mask_threshold)
-             for i, p in enumerate(predictions)]
-    gts = [_check_entry(t, i, "targets", ("masks", "labels")) for i, t in enumerate(targets)]
+    if len(pred) != len(target):
+        raise ValueError(f"pred and target must have one entry per image, got {len(pred)} and {len(target)}")
+    preds = [_check_entry(p, i, "pred", ("masks", "scores", "labels"), mask_threshold) for i, p in enumerate(pred)]
+    gts = [_check_entry(t, i, "target", ("masks", "labels")) for i, t in enumerate(target)]
     for i, (p, g) in enumerate(zip(preds, gts)):
         if len(p["masks"]) and len(g["masks"]) and p["masks"].shape[1:] != g["masks"].shape[1:]:
             raise ValueError(f"image {i}: prediction masks {p['masks'].shape[1:]} and target masks "

@@ -8,8 +8,12 @@
   ResNet/VGG (``weights=None``) for a GPU; ``pretrained=True`` reads ImageNet weights from the
   local torch hub cache only (:mod:`segcourse.models.pretrained`) and never downloads.
 
-Every model takes images ``(N, 3, H, W)`` float with ``H, W >= 32`` (any size, odd included)
-and returns logits ``(N, num_classes, H, W)`` float at the input resolution.
+Every model takes images ``(N, 3, H, W)`` float with ``H, W >= model.min_size`` (any size
+above, odd included: 32 for FCN and DeepLab, ``2**depth`` for U-Net, 16 at its default depth)
+and returns logits ``(N, num_classes, H, W)`` float at the input resolution. The builders share
+their conventions: ``num_classes`` first (``fcn(4, "8s")``, ``unet(2, depth=3)``,
+``deeplabv3(4)``; U-Net's ``in_channels`` is a keyword), and the upsampling of FCN and U-Net is
+chosen with the same option, ``up="transpose"`` (learned) or ``up="bilinear"`` (fixed).
 """
 
 from .backbones import (

@@ -188,6 +188,7 @@ def vgg16(pretrained: bool = False, batch_norm: bool = False) -> VGGEncoder:
     Args:
         pretrained: load ImageNet weights *if they are already in the local torch hub
             cache* (see :mod:`segcourse.models.pretrained`); otherwise warn and start from scratch.
+            The encoder's ``pretrained_loaded`` says which happened (``None``: not asked).
         batch_norm: use ``vgg16_bn`` instead.
 
     Returns:
@@ -197,15 +198,16 @@ def vgg16(pretrained: bool = False, batch_norm: bool = False) -> VGGEncoder:
 
     build = torchvision.models.vgg16_bn if batch_norm else torchvision.models.vgg16
     net = build(weights=None)
-    if pretrained:
-        _load_pretrained(net, "vgg16_bn" if batch_norm else "vgg16")
+    loaded = _load_pretrained(net, "vgg16_bn" if batch_norm else "vgg16") if pretrained else None
     stages, current = [], []
     for layer in net.features:
         current.append(layer)
         if isinstance(layer, nn.MaxPool2d):
             stages.append(nn.Sequential(*current))
             current = []
-    return VGGEncoder(stages, (64, 128, 256, 512, 512))
+    encoder = VGGEncoder(stages, (64, 128, 256, 512, 512))
+    encoder.pretrained_loaded = loaded  # True / False (none cached: from scratch) / None (not asked)
+    return encoder
 
 
 # --------------------------------------------------------------------------- ResNet
@@ -370,9 +372,10 @@ def _torchvision_resnet(name: str, output_stride: int, pretrained: bool) -> Torc
             f"use output_stride=32, a Bottleneck ResNet (resnet50/resnet101) or resnet_tiny"
         )
     net = build(weights=None, replace_stride_with_dilation=replace)
-    if pretrained:
-        _load_pretrained(net, name)
-    return TorchvisionResNetEncoder(net, output_stride)
+    loaded = _load_pretrained(net, name) if pretrained else None
+    encoder = TorchvisionResNetEncoder(net, output_stride)
+    encoder.pretrained_loaded = loaded  # True / False (none cached: from scratch) / None (not asked)
+    return encoder
 
 
 def resnet18(output_stride: int = 32, pretrained: bool = False) -> TorchvisionResNetEncoder:

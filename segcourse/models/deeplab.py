@@ -149,9 +149,14 @@ class DeepLabV3(nn.Module):
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         rates = default_atrous_rates(encoder.output_stride) if atrous_rates is None else atrous_rates
         self.encoder, self.num_classes = encoder, num_classes
+        # True: ImageNet weights loaded; False: pretrained=True found none cached (from scratch); None: not asked
+        self.pretrained_loaded = getattr(encoder, "pretrained_loaded", None)
         self.aspp = ASPP(encoder.out_channels[-1], aspp_channels, rates, dropout)
         self.head = conv_bn_relu(aspp_channels, aspp_channels, 3)
         self.classifier = nn.Conv2d(aspp_channels, num_classes, 1)
+
+    #: the smallest input side accepted; U-Net's is ``2**depth``
+    min_size = MIN_SIZE
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, "DeepLabV3")
@@ -212,11 +217,16 @@ class DeepLabV3Plus(nn.Module):
             raise ValueError(f"DeepLabV3+ needs a stride-4 feature map from the encoder, which has strides {encoder.strides}")
         rates = default_atrous_rates(encoder.output_stride) if atrous_rates is None else atrous_rates
         self.encoder, self.num_classes = encoder, num_classes
+        # True: ImageNet weights loaded; False: pretrained=True found none cached (from scratch); None: not asked
+        self.pretrained_loaded = getattr(encoder, "pretrained_loaded", None)
         self.low_level_index = encoder.strides.index(4)
         self.aspp = ASPP(encoder.out_channels[-1], aspp_channels, rates, dropout)
         self.decoder = DeepLabV3PlusDecoder(aspp_channels, encoder.out_channels[self.low_level_index],
                                             low_level_channels, decoder_channels)
         self.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
+
+    #: the smallest input side accepted; U-Net's is ``2**depth``
+    min_size = MIN_SIZE
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, "DeepLabV3Plus")
@@ -253,7 +263,8 @@ def deeplabv3(num_classes: int, backbone: str | Encoder = "resnet_tiny", *, outp
         output_stride: 8 or 16 (ignored when an encoder is passed).
         atrous_rates: ASPP rates (default: the paper's for the output stride).
         aspp_channels, dropout: see :class:`ASPP`.
-        pretrained: ImageNet weights from the local cache (never downloads).
+        pretrained: ImageNet weights from the local cache (never downloads); none cached: a warning, the
+            model starts from scratch and ``model.pretrained_loaded`` is ``False`` (copied into fit's history).
         **backbone_kwargs: passed to the backbone builder (``width=...``).
     """
     encoder = _encoder(backbone, output_stride, pretrained, backbone_kwargs)

@@ -26,7 +26,7 @@ torchvision's ``fcn_resnet50`` is a different network that shares the name: a Re
 made dilated (output stride 8), a 3×3 convolution head (:class:`TorchvisionFCNHead`) and
 one bilinear interpolation back to the input -- no skips, no transposed convolutions.
 :func:`fcn` builds that too (``backbone="resnet50", head="torchvision",
-upsample="bilinear"``) with exactly torchvision's parameter count.
+up="bilinear"``) with exactly torchvision's parameter count.
 
 Differences from the paper, on purpose: the paper pads the input by 100 pixels and
 crops; here convolutions use 'same' padding and each upsampling asks for the exact size
@@ -96,7 +96,7 @@ def bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int) -> to
 class BilinearUpsample(nn.Module):
     """Upsample by an integer ``factor`` to an exact requested size.
 
-    ``mode="transposed"``: ``ConvTranspose2d(kernel 2f - f % 2, stride f, padding f // 2, no bias)``
+    ``mode="transpose"``: ``ConvTranspose2d(kernel 2f - f % 2, stride f, padding f // 2, no bias)``
     initialised by :func:`bilinear_kernel` (learnable unless ``learnable=False``), as in
     the paper. The output is ``f * h`` (+ up to ``f - 1`` via ``output_padding``) and is
     cropped at the bottom/right when the requested size is smaller, so every input size works.
@@ -109,16 +109,16 @@ class BilinearUpsample(nn.Module):
         ``forward(x, size)``: (N, C, h, w) float -> (N, C, *size) float.
     """
 
-    def __init__(self, channels: int, factor: int, mode: Literal["transposed", "bilinear"] = "transposed",
+    def __init__(self, channels: int, factor: int, mode: Literal["transpose", "bilinear"] = "transpose",
                  learnable: bool = True):
         super().__init__()
-        if mode not in ("transposed", "bilinear"):
-            raise ValueError(f"upsampling mode must be 'transposed' or 'bilinear', got {mode!r}")
+        if mode not in ("transpose", "bilinear"):
+            raise ValueError(f"upsampling mode must be 'transpose' or 'bilinear' (as U-Net's up=), got {mode!r}")
         if factor < 1 or int(factor) != factor:
             raise ValueError(f"factor must be a positive integer, got {factor!r}")
         self.factor, self.mode = int(factor), mode
         self.conv: nn.ConvTranspose2d | None = None
-        if mode == "transposed" and factor > 1:
+        if mode == "transpose" and factor > 1:
             k = 2 * self.factor - self.factor % 2  # 2f (even f, every FCN path); 2f - 1 keeps an odd f aligned
             groups = 1 if learnable else channels
             self.conv = nn.ConvTranspose2d(channels, channels, k, stride=self.factor, padding=self.factor // 2,
@@ -200,8 +200,8 @@ class FCN(nn.Module):
         variant: ``"32s"`` (no skip), ``"16s"`` (fuse pool4) or ``"8s"`` (fuse pool4 and pool3).
         head: ``"paper"`` (:class:`FCNHead`), ``"torchvision"`` (:class:`TorchvisionFCNHead`)
             or an ``nn.Module`` mapping the last feature map to ``C`` score channels.
-        upsample: ``"transposed"`` (bilinear-initialised transposed convolutions, the paper)
-            or ``"bilinear"`` (fixed interpolation, torchvision).
+        up: ``"transpose"`` (bilinear-initialised transposed convolutions, the paper)
+            or ``"bilinear"`` (fixed interpolation, torchvision); the same option and values as U-Net's ``up``.
         learn_final_upsample: whether the last upsampling to the input size is learned;
             the paper keeps it fixed at bilinear (its ``upscore`` layers have learning rate 0).
         fc_channels, fc_kernel, dropout: options of the paper head.
@@ -214,7 +214,7 @@ class FCN(nn.Module):
     """
 
     def __init__(self, encoder: Encoder, num_classes: int, variant: str = "8s", head: str | nn.Module = "paper",
-                 upsample: Literal["transposed", "bilinear"] = "transposed", learn_final_upsample: bool = False,
+                 up: Literal["transpose", "bilinear"] = "transpose", learn_final_upsample: bool = False,
                  fc_channels: int = 4096, fc_kernel: int = 1, dropout: float = 0.5):
         super().__init__()
         if variant not in VARIANTS:
@@ -224,6 +224,8 @@ class FCN(nn.Module):
         if len(encoder.out_channels) < 3:
             raise ValueError(f"FCN needs an encoder with at least three feature maps, got {len(encoder.out_channels)}")
         self.encoder, self.num_classes, self.variant = encoder, num_classes, variant
+        # True: ImageNet weights loaded; False: pretrained=True found none cached (from scratch); None: not asked
+        self.pretrained_loaded = getattr(encoder, "pretrained_loaded", None)
         channels, strides = encoder.out_channels, encoder.strides
         if head == "paper":
             head = FCNHead(channels[-1], num_classes, fc_channels, fc_kernel, dropout)
@@ -241,8 +243,11 @@ class FCN(nn.Module):
             nn.init.zeros_(score.weight)
             nn.init.zeros_(score.bias)
             self.score_skips.append(score)
-            self.up_skips.append(BilinearUpsample(num_classes, strides[coarser] // strides[finer], upsample))
-        self.upscore = BilinearUpsample(num_classes, strides[-(n_skips + 1)], upsample, learnable=learn_final_upsample)
+            self.up_skips.append(BilinearUpsample(num_classes, strides[coarser] // strides[finer], up))
+        self.upscore = BilinearUpsample(num_classes, strides[-(n_skips + 1)], up, learnable=learn_final_upsample)
+
+    #: the smallest input side accepted (the coarsest map is at stride 32); U-Net's is ``2**depth``
+    min_size = MIN_SIZE
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or min(x.shape[-2:]) < MIN_SIZE:
@@ -256,20 +261,22 @@ class FCN(nn.Module):
 
 
 def fcn(num_classes: int, variant: str = "8s", backbone: str | Encoder = "vgg_tiny", *, pretrained: bool = False,
-        head: str | nn.Module = "paper", upsample: Literal["transposed", "bilinear"] = "transposed",
+        head: str | nn.Module = "paper", up: Literal["transpose", "bilinear"] = "transpose",
         fc_channels: int | None = None, fc_kernel: int = 1, dropout: float = 0.5, **backbone_kwargs) -> FCN:
     """Build an FCN.
 
     * The paper's FCN-8s on VGG-16: ``fcn(21, "8s", "vgg16", fc_kernel=7)`` (fc6 7×7 with 4096 channels).
     * A small one for a CPU: ``fcn(4, "8s", "vgg_tiny", width=16)`` (fc layers 2 × 128 channels by default).
-    * torchvision's ``fcn_resnet50`` structure: ``fcn(21, "32s", "resnet50", head="torchvision", upsample="bilinear")``.
+    * torchvision's ``fcn_resnet50`` structure: ``fcn(21, "32s", "resnet50", head="torchvision", up="bilinear")``.
 
     Args:
         num_classes: number of classes.
         variant: ``"32s"``, ``"16s"`` or ``"8s"``.
         backbone: a name from :data:`~segcourse.models.backbones.BACKBONES` or an encoder.
         pretrained: ImageNet weights from the local cache for torchvision backbones (never downloads).
-        head, upsample, fc_kernel, dropout: see :class:`FCN`.
+            None cached: a warning says so, the model starts from scratch and ``model.pretrained_loaded``
+            is ``False`` (``fit`` copies it into ``history.pretrained_loaded``).
+        head, up, fc_kernel, dropout: see :class:`FCN`.
         fc_channels: width of fc6/fc7 (default: 4096 for ``vgg16``, else twice the last feature map's channels).
         **backbone_kwargs: passed to the backbone builder (``width=...``, ``output_stride=...``).
 
@@ -283,5 +290,5 @@ def fcn(num_classes: int, variant: str = "8s", backbone: str | Encoder = "vgg_ti
     encoder = get_backbone(backbone, **backbone_kwargs)
     if fc_channels is None:
         fc_channels = 4096 if backbone == "vgg16" else 2 * encoder.out_channels[-1]
-    return FCN(encoder, num_classes, variant=variant, head=head, upsample=upsample,
+    return FCN(encoder, num_classes, variant=variant, head=head, up=up,
                fc_channels=fc_channels, fc_kernel=fc_kernel, dropout=dropout)

@@ -253,9 +253,10 @@ class UNet(nn.Module):
     """U-Net (Ronneberger et al. 2015, https://arxiv.org/abs/1505.04597): encoder -> decoder -> head.
 
     Args:
-        in_channels: channels of the input image (3 for RGB, 1 for grey).
         num_classes: output channels. ``num_classes >= 2``: logits for softmax + cross-entropy;
             ``num_classes == 1``: a single binary logit for sigmoid + BCE (the course's convention).
+            First, as in :func:`~segcourse.models.fcn` and :func:`~segcourse.models.deeplabv3`.
+        in_channels: channels of the input image (3 for RGB, 1 for grey); keyword-only, like the rest.
         depth: number of 2x down-samplings (the paper: 4). Inputs need ``H, W >= 2**depth``.
         base_channels: channels of the first stage (the paper: 64); stage ``i`` has ``base_channels * 2**i``.
         up: ``"transpose"`` (learned up-convolution, as in the paper) or ``"bilinear"``
@@ -282,7 +283,7 @@ class UNet(nn.Module):
         Segmentation. MICCAI 2015. https://arxiv.org/abs/1505.04597
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_channels: int = 32,
+    def __init__(self, num_classes: int = 2, *, in_channels: int = 3, depth: int = 4, base_channels: int = 32,
                  up: UpMode = "transpose", norm: NormMode | None = "batch") -> None:
         super().__init__()
         _check_positive_int("in_channels", in_channels)
@@ -304,7 +305,7 @@ class UNet(nn.Module):
 
     @property
     def min_size(self) -> int:
-        """The smallest input side the network accepts: ``2**depth``."""
+        """The smallest input side the network accepts: ``2**depth`` (FCN and DeepLab: 32)."""
         return 2**self.depth
 
     def _check_input(self, x) -> None:
@@ -337,7 +338,7 @@ class UNet(nn.Module):
                 f"base_channels={self.base_channels}, up={self.up_mode!r}, norm={self.norm!r}")
 
 
-def unet(in_channels: int = 3, num_classes: int = 2, *, depth: int = 4, base_channels: int = 32,
+def unet(num_classes: int = 2, *, in_channels: int = 3, depth: int = 4, base_channels: int = 32,
          up: UpMode = "transpose", norm: NormMode | None = "batch") -> UNet:
     """Build a :class:`UNet` (see it for the arguments, shapes and errors).
 
@@ -346,5 +347,4 @@ def unet(in_channels: int = 3, num_classes: int = 2, *, depth: int = 4, base_cha
         >>> model(torch.zeros(1, 3, 64, 64)).shape
         torch.Size([1, 2, 64, 64])
     """
-    return UNet(in_channels=in_channels, num_classes=num_classes, depth=depth, base_channels=base_channels,
-                up=up, norm=norm)
+    return UNet(num_classes, in_channels=in_channels, depth=depth, base_channels=base_channels, up=up, norm=norm)

@@ -177,3 +177,13 @@ def test_audit_states_a_verdict():
     image, mask = _pair()
     report = audit_transform(train_transform(32, level="medium", seed=0), image, mask, trials=4)
     assert report["verdict"].startswith("passed: 4 draws") and "no new class" in report["verdict"]
+
+
+def test_albumentations_older_than_2_is_refused(monkeypatch):
+    """With 1.4 the 2.x keywords (fill_mask=) would be ignored with a warning and masks padded with 0."""
+    import albumentations
+
+    monkeypatch.setattr(albumentations, "__version__", "1.4.24")
+    for build in (train_transform, eval_transform):
+        with pytest.raises(ImportError, match=r"albumentations >= 2\.0.*found 1\.4\.24"):
+            build(32)

@@ -165,7 +165,7 @@ def test_fcn_resnet50_matches_torchvision_parameter_count_and_shape():
     from torchvision.models.segmentation import fcn_resnet50
 
     theirs = fcn_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=False).eval()
-    ours = fcn(21, "32s", "resnet50", head="torchvision", upsample="bilinear").eval()
+    ours = fcn(21, "32s", "resnet50", head="torchvision", up="bilinear").eval()
     assert count_parameters(theirs) == 32_957_013
     assert count_parameters(ours) == count_parameters(theirs)
     # the head is the same module, layer for layer
@@ -181,7 +181,7 @@ def test_fcn_resnet50_loads_torchvision_weights_and_agrees():
 
     torch.manual_seed(0)
     theirs = fcn_resnet50(weights=None, weights_backbone=None, num_classes=5, aux_loss=False).eval()
-    ours = fcn(5, "32s", "resnet50", head="torchvision", upsample="bilinear").eval()
+    ours = fcn(5, "32s", "resnet50", head="torchvision", up="bilinear").eval()
     ours.encoder.load_state_dict(theirs.backbone.state_dict())
     ours.head.load_state_dict(theirs.classifier.state_dict())
     x = torch.randn(1, 3, 64, 48)

@@ -44,6 +44,7 @@ def test_pretrained_model_builds_offline_from_scratch(empty_hub, no_network):
     with pytest.warns(UserWarning, match="training from scratch"):
         model = deeplabv3(3, "resnet50", output_stride=16, pretrained=True)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+    assert model.pretrained_loaded is False  # the result says it trains from scratch, not only the warning
 
 
 def test_cached_weights_are_loaded(empty_hub, no_network):
@@ -57,9 +58,10 @@ def test_cached_weights_are_loaded(empty_hub, no_network):
     torch.save(reference.state_dict(), path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "training from scratch" warning
-        model = fcn(2, "32s", "resnet18", pretrained=True, head="torchvision", upsample="bilinear")
+        model = fcn(2, "32s", "resnet18", pretrained=True, head="torchvision", up="bilinear")
     torch.testing.assert_close(model.encoder.conv1.weight, reference.conv1.weight)
     torch.testing.assert_close(model.encoder.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+    assert model.pretrained_loaded is True
 
 
 def test_corrupt_cache_file_warns_instead_of_crashing(empty_hub, no_network):
@@ -88,7 +90,25 @@ def test_cached_file_of_another_architecture_warns_and_trains_from_scratch(empty
     other = torchvision.models.resnet18(weights=None)
     torch.save(other.state_dict() if cached == "resnet18 weights" else torch.zeros(3), path)
     with pytest.warns(UserWarning, match=r"do not fit torchvision's resnet34 .*Training from scratch"):
-        model = fcn(2, "32s", "resnet34", pretrained=True, head="torchvision", upsample="bilinear")
+        model = fcn(2, "32s", "resnet34", pretrained=True, head="torchvision", up="bilinear")
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 2, 32, 32)
     # conv1 has the same shape in both: it must not have been copied from the wrong file
     assert not torch.equal(model.encoder.conv1.weight, other.conv1.weight)
+    assert model.pretrained_loaded is False
+
+
+def test_fit_records_whether_pretrained_weights_were_loaded(empty_hub, no_network):
+    """pretrained=True with nothing cached warns and trains from scratch; the history records it."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from segcourse.train import fit
+
+    torch.manual_seed(0)
+    images, target = torch.rand(2, 3, 32, 32), torch.randint(0, 2, (2, 32, 32))
+    loader = DataLoader(TensorDataset(images, target), batch_size=2)
+    with pytest.warns(UserWarning, match="no pretrained weights cached.*training from scratch"):
+        model = fcn(2, "32s", "resnet18", pretrained=True, head="torchvision", up="bilinear")
+    history = fit(model, loader, loader, loss_fn=torch.nn.CrossEntropyLoss(), epochs=1, device="cpu",
+                  progress=False, verbose=False)
+    assert history.pretrained_loaded is False
+    assert fcn(2, "8s", "vgg_tiny", width=4).pretrained_loaded is None  # not asked for
