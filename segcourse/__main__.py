@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "course": ("segcourse.course", "run every solution notebook and write build/course-report.json"),
     "notebooks": ("segcourse.notebooks", "execute notebooks in place (store outputs) in a chosen mode"),
     "coursemap": ("segcourse.coursemap", "update the README course map's times from the notebooks and their stamps"),
+    "instructor": ("segcourse.instructor", "the instructor pack: schedules from the measured times, slide figures"),
+    "site": ("segcourse.coursesite", "build the course site (HTML, from the solutions' stored outputs) into build/site"),
     "export": ("segcourse.deploy.cli_export", "export a checkpoint to ONNX (dynamic sizes), checked against PyTorch"),
     "serve": ("segcourse.deploy.cli_serve", "serve a checkpoint or ONNX model over HTTP, with a demo page"),
 }
