@@ -14,6 +14,7 @@ from collections.abc import Collection
 import numpy as np
 import torch
 
+from ...config import get_device
 from .criterion import SetCriterion
 from .inference import panoptic_inference, semantic_inference
 
@@ -39,8 +40,11 @@ def panoptic_targets(panoptic, things: Collection[int]) -> dict[str, torch.Tenso
 def train_mask2former(model: torch.nn.Module, images: torch.Tensor, targets: list[dict], *, epochs: int,
                       batch_size: int = 8, lr: float = 1e-3, weight_decay: float = 0.05, clip: float = 1.0,
                       criterion: SetCriterion | None = None, hflip: bool = True, seed: int = 0,
-                      max_seconds: float | None = None, log_every: int = 0) -> list[dict]:
-    """Train on ``images (N, 3, H, W)`` float and their ``targets`` with AdamW and a cosine schedule.
+                      max_seconds: float | None = None, log_every: int = 0, device="auto") -> list[dict]:
+    """Train on ``images (N, 3, H, W)`` float and their ``targets`` with AdamW and a one-cycle schedule.
+
+    The model and each batch move to ``device`` (``"auto"``: CUDA, then MPS, then the CPU, as
+    :func:`segcourse.config.get_device`); the data stay where they are.
 
     ``hflip`` flips a random half of each batch (images and target masks together). Returns one record per
     epoch: ``{"epoch", "loss", "loss_class", "loss_mask", "loss_dice", "seconds"}`` (final-layer terms
@@ -49,6 +53,8 @@ def train_mask2former(model: torch.nn.Module, images: torch.Tensor, targets: lis
     if len(images) != len(targets):
         raise ValueError(f"{len(images)} images but {len(targets)} targets")
     criterion = criterion or SetCriterion(model.config.num_classes)
+    dev = get_device(device) if isinstance(device, str) else device
+    model.to(dev)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * ((len(images) + batch_size - 1) // batch_size)
@@ -62,14 +68,14 @@ def train_mask2former(model: torch.nn.Module, images: torch.Tensor, targets: lis
         for i in range(0, len(images), batch_size):
             idx = order[i:i + batch_size]
             x = images[idx].clone()
-            tg = [dict(targets[int(j)]) for j in idx]
+            tg = [{k: v.to(dev) for k, v in targets[int(j)].items()} for j in idx]
             if hflip:
                 flip = torch.rand(len(idx), generator=g) < 0.5
                 x[flip] = x[flip].flip(-1)
                 for t, f in zip(tg, flip.tolist()):
                     if f:
                         t["masks"] = t["masks"].flip(-1)
-            losses = criterion(model(x), tg)
+            losses = criterion(model(x.to(dev)), tg)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             if clip:
@@ -90,14 +96,16 @@ def train_mask2former(model: torch.nn.Module, images: torch.Tensor, targets: lis
 
 @torch.no_grad()
 def predict_outputs(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 16) -> dict[str, torch.Tensor]:
-    """Final-layer ``class_logits (N, Q, C+1)`` and ``mask_logits (N, Q, h, w)`` for ``images (N, 3, H, W)``."""
+    """Final-layer ``class_logits (N, Q, C+1)`` and ``mask_logits (N, Q, h, w)`` for ``images (N, 3, H, W)``,
+    computed on the model's device and returned on the CPU."""
     was = model.training
     model.eval()
+    dev = next(model.parameters()).device
     cls, msk = [], []
     for i in range(0, len(images), batch_size):
-        out = model(images[i:i + batch_size])
-        cls.append(out["class_logits"])
-        msk.append(out["mask_logits"])
+        out = model(images[i:i + batch_size].to(dev))
+        cls.append(out["class_logits"].cpu())
+        msk.append(out["mask_logits"].cpu())
     model.train(was)
     return {"class_logits": torch.cat(cls), "mask_logits": torch.cat(msk)}
 
