@@ -352,10 +352,19 @@ def render_notes(current: str, lessons: list[Lesson]) -> str:
     text = _BLOCK.sub(lambda m: blocks.get(m.group(1), m.group(0)), current)
     present = set(_BLOCK_NUMBERS.findall(text))
     for lesson in lessons:
-        if lesson.number not in present:
-            text = text.rstrip("\n") + "\n" + SKELETON.format(number=lesson.number, title=lesson.title,
-                                                               block=blocks[lesson.number])
+        if lesson.number in present:
+            continue
+        section = SKELETON.format(number=lesson.number, title=lesson.title, block=blocks[lesson.number])
+        later = [m for m in _SECTION.finditer(text) if m.group(1) > lesson.number]
+        if later:   # before the next lesson's section, so that the sections stay in lesson order
+            text = text[:later[0].start()] + section.lstrip("\n") + "\n" + text[later[0].start():]
+        else:
+            text = text.rstrip("\n") + "\n" + section
+        present.add(lesson.number)
     return text
+
+
+_SECTION = re.compile(r"^## (\d{2}) — ", re.MULTILINE)
 
 
 _BLOCK_NUMBERS = re.compile(r"<!-- generated:begin (\d{2}) -->")
