@@ -79,11 +79,17 @@ test-notebooks: $(TEST_STAMP)
 	$(INLINE) SEGCOURSE_MODE=smoke $(PYTEST) --nbval-lax $(NBVAL_FLAGS) -n $(JOBS) solutions
 	$(INLINE) SEGCOURSE_MODE=smoke $(PYTEST) --nbval-lax $(NBVAL_FLAGS) -n $(JOBS) notebooks
 
+# Every notebook of notebooks/ and solutions/ in JupyterLab, the course site and the service's demo page, in
+# headless Chromium. The tests use /usr/bin/chromium (Debian's), the path checked here. BROWSER_JOBS pytest
+# workers, each with its own JupyterLab and Chromium (one notebook kernel per core); prints each test's time.
+BROWSER_JOBS ?= $(JOBS)
 test-browser: $(TEST_STAMP)
-	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser test..."; \
+	@test -x /usr/bin/chromium || { echo "Installing Debian's chromium for the browser test..."; \
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
 	  { echo "could not install chromium (needs root and Debian's package registry)"; exit 1; }; }
-	SEGCOURSE_MODE=smoke $(PYTEST) tests -m browser -p no:cacheprovider
+	@start=$$(date +%s); SEGCOURSE_MODE=smoke OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) tests -m browser \
+	  -n $(BROWSER_JOBS) --dist load --durations=0 --durations-min=2 -p no:cacheprovider; rc=$$?; \
+	  echo "make test-browser: $$(( $$(date +%s) - start )) s with $(BROWSER_JOBS) workers"; exit $$rc
 
 # The course site: Sphinx + myst-nb + the book theme (requirements/site.txt) over solutions/ with their stored
 # outputs (nothing executed), offline, warnings are errors. Open build/site/index.html.

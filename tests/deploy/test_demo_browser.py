@@ -1,7 +1,8 @@
 """The service's demo page in headless Chromium: upload an image, the overlay appears.
 
-Chromium is Debian's (``/usr/bin/chromium``), started by this test with a DevTools port and a
-private profile and HOME, driven by Playwright over CDP, and stopped by its PID; the service is a
+Chromium is Debian's (``/usr/bin/chromium``), started by the shared launcher
+(``tests/browser/_chromium.py``) with a DevTools port and a private profile and HOME, driven by
+Playwright over CDP, and stopped by its PID; the service is a
 real ``python -m segcourse serve`` on 127.0.0.1 and a free port, stopped by its PID (see
 BROWSER_TESTING.md beside the repository). Run with ``make test-browser``; ``make test`` skips it.
 """
@@ -9,16 +10,11 @@ BROWSER_TESTING.md beside the repository). Run with ``make test-browser``; ``mak
 from __future__ import annotations
 
 import io
-import os
-import re
-import signal
-import subprocess
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from browser._chromium import launch_chromium
 from PIL import Image
 
 from segcourse.deploy import export_onnx
@@ -28,62 +24,12 @@ from .test_service import Server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1200,900"]
-
-
-def _descendants(pid: int) -> list[int]:
-    out, stack = [], [pid]
-    while stack:
-        parent = stack.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                out.append(child)
-                stack.append(child)
-    return out
-
 
 @pytest.fixture
 def chromium(tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
-    home = tmp_path / "home"
-    home.mkdir()
-    proc = subprocess.Popen([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={home / 'profile'}",
-                             "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"],
-                            env={**os.environ, "HOME": str(home)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        endpoint, deadline = None, time.monotonic() + 30
-        while endpoint is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line and proc.poll() is not None:
-                break
-            match = re.search(r"DevTools listening on (ws://\S+)", line)
-            endpoint = match.group(1) if match else None
-        if endpoint is None:
-            raise RuntimeError("chromium did not print its DevTools endpoint")
+    """Headless Chromium (the shared launcher in tests/browser/_chromium.py): its DevTools endpoint."""
+    with launch_chromium(tmp_path / "home") as endpoint:
         yield endpoint
-    finally:
-        pids = _descendants(proc.pid)
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 def test_demo_page_uploads_an_image_and_shows_the_overlay(chromium, tmp_path):
