@@ -4,6 +4,8 @@
 * :func:`unet` / :class:`UNet` -- U-Net (Ronneberger et al. 2015, https://arxiv.org/abs/1505.04597)
 * :func:`deeplabv3` / :class:`DeepLabV3` -- DeepLabV3 (Chen et al. 2017, https://arxiv.org/abs/1706.05587)
 * :func:`deeplabv3plus` / :class:`DeepLabV3Plus` -- DeepLabV3+ (Chen et al. 2018, https://arxiv.org/abs/1802.02611)
+* :mod:`segcourse.models.mask2former` -- a small Mask2Former (Cheng et al. 2022, https://arxiv.org/abs/2112.01527)
+  for panoptic and semantic segmentation by mask classification (its own output contract: query class and mask logits)
 * backbones (:mod:`segcourse.models.backbones`): tiny VGG/ResNet for a CPU, torchvision's
   ResNet/VGG (``weights=None``) for a GPU; ``pretrained=True`` reads ImageNet weights from the
   local torch hub cache only (:mod:`segcourse.models.pretrained`) and never downloads.
