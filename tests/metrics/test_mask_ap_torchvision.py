@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from coco_reference import coco_segm
 
 from segcourse.metrics import mask_ap
+
+from coco_reference import coco_segm
 
 
 def soft_predictions(targets, seed):
