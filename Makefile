@@ -22,7 +22,7 @@ JOBS ?= 2
 
 help:
 	@echo "make lab            set up (first time) and open JupyterLab on the course"
-	@echo "make test           set up (first time) and run every test: package, exercises, notebooks (smoke mode)"
+	@echo "make test           set up (first time) and run every test: ruff, doctests, package, exercises, notebooks (smoke mode)"
 	@echo "make test-browser   run every notebook in JupyterLab in headless Chromium (widgets, sliders) and open the site"
 	@echo "make site           build the course site (HTML, from the solutions' stored outputs) into build/site"
 	@echo "make test-site      build the site and check every lesson page, figure and internal link"
@@ -30,6 +30,7 @@ help:
 	@echo "make gate           the CI quality gate: the course in quick mode, targets met, results equal to the stored ones"
 	@echo "make solutions      run the solutions in quick mode and store their outputs (LESSONS=\"04 05\" for some)"
 	@echo "make doctor         check the environment"
+	@echo "make lock           re-resolve requirements/lock.txt from requirements/*.txt in a fresh virtual environment"
 	@echo "make data           build the synthetic datasets into datasets/"
 	@echo "make exercises      regenerate the learner notebooks in notebooks/ from solutions/"
 
