@@ -393,7 +393,7 @@ def slide_png(nb, name: str = "notebook") -> bytes:
 
 def write_slides(solutions: Path, out: Path, width: int | None = None, colors: int | None = None,
                  log=print) -> list[Path]:
-    """Write ``out/NN_name.png`` for every solution.
+    """Write ``out/NN_name.png`` for every solution with stored outputs (the others are named and skipped).
 
     Args:
         width: scale figures wider than this many pixels down to it (None: as stored).
@@ -407,7 +407,11 @@ def write_slides(solutions: Path, out: Path, width: int | None = None, colors: i
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted(Path(solutions).glob("[0-9][0-9]_*.ipynb")):
-        png = slide_png(nbformat.read(path, as_version=4), path.name)
+        nb = nbformat.read(path, as_version=4)
+        if not nb.metadata.get("segcourse"):
+            log(f"{path.name}: no stored outputs yet (make solutions), so no slide")
+            continue
+        png = slide_png(nb, path.name)
         target = out / f"{path.stem}.png"
         if width or colors:
             image = Image.open(io.BytesIO(png)).convert("RGB")

@@ -140,6 +140,7 @@ def test_write_slides_scales_down_and_uses_a_palette(tmp_path):
     cell.outputs = [nbformat.v4.new_output("display_data",
                                            data={"image/png": base64.b64encode(buffer.getvalue()).decode()})]
     nb.cells = [cell]
+    nb.metadata["segcourse"] = {"mode": "quick"}   # stored
     nbformat.write(nb, tmp_path / "sol" / "04_x.ipynb")
     [out] = I.write_slides(tmp_path / "sol", tmp_path / "slides", width=10, colors=16, log=lambda _: None)
     with Image.open(out) as image:
@@ -159,3 +160,13 @@ def test_fit_keeps_the_longest_run_of_lessons_that_fits():
     text = I.render_schedule(long)
     assert "the lessons from 01 on do not fit in 1 day:" in text      # the one-day variant: 00, 01, 03
     assert "the lessons from 02 on do not fit in 2 days" in text and "Self-study after the workshop: 02 X, 03 X." in text
+
+
+def test_write_slides_names_and_skips_a_lesson_without_stored_outputs(tmp_path):
+    (tmp_path / "sol").mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("plot()", metadata={"tags": ["slide"]})]
+    nbformat.write(nb, tmp_path / "sol" / "09_x.ipynb")
+    said = []
+    assert I.write_slides(tmp_path / "sol", tmp_path / "slides", log=said.append) == []
+    assert said == ["09_x.ipynb: no stored outputs yet (make solutions), so no slide"]
