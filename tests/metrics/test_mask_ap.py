@@ -68,7 +68,7 @@ def _random_dataset(seed, n_images=4, size=24):
             p_masks.append((yy - cy) ** 2 + (xx - cx) ** 2 < r * r)
             p_labels.append(int(rng.integers(1, 4)))
         scores = np.round(rng.random(len(p_masks)), 1)              # rounded: ties in score happen
-        stack = lambda ms: np.stack(ms) if ms else np.zeros((0, size, size), bool)  # noqa: E731
+        stack = lambda ms: np.stack(ms) if ms else np.zeros((0, size, size), bool)
         preds.append({"masks": torch.from_numpy(stack(p_masks)), "scores": torch.tensor(scores, dtype=torch.float32),
                       "labels": torch.tensor(p_labels, dtype=torch.int64)})
         targets.append({"masks": torch.from_numpy(stack(gt_masks)),

@@ -13,7 +13,6 @@ from torch import nn
 from segcourse.models import count_parameters
 from segcourse.models.unet import DecoderBlock, DoubleConv, UNet, pad_to, pad_to_multiple, unet
 
-
 # ---------------------------------------------------------------- shapes and backward
 
 @pytest.mark.parametrize("up", ["transpose", "bilinear"])
