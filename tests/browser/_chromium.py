@@ -11,6 +11,7 @@ fails it in CI (``CI=true``): a browser test that does not run must not look gre
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -28,6 +29,25 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--window-size=1400,1000"]
+
+
+_PLAYWRIGHT = None
+
+
+def playwright():
+    """This process's one Playwright (sync API), started on first use and stopped at exit.
+
+    Playwright's sync API runs an event loop: a second ``sync_playwright()`` while one is active (a
+    session-scoped browser of one test module and another module's test in the same pytest worker)
+    fails, so every browser test shares this one.
+    """
+    global _PLAYWRIGHT
+    if _PLAYWRIGHT is None:
+        from playwright.sync_api import sync_playwright
+
+        _PLAYWRIGHT = sync_playwright().start()
+        atexit.register(_PLAYWRIGHT.stop)
+    return _PLAYWRIGHT
 
 
 def in_ci() -> bool:

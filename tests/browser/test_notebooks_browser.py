@@ -21,7 +21,7 @@ import pytest
 
 from segcourse.coursesite import WIDGET_MIME
 
-from ._chromium import launch_chromium
+from ._chromium import launch_chromium, playwright
 from ._jupyterlab import jupyterlab, move_first_slider, run_notebook, screenshot_notebook
 
 pytestmark = pytest.mark.browser
@@ -44,13 +44,10 @@ def _has_slider(name: str) -> bool:
 @pytest.fixture(scope="session")
 def lab_browser(tmp_path_factory):
     """One JupyterLab and one Chromium (over Playwright) per pytest worker; both stopped by PID afterwards."""
-    from playwright.sync_api import sync_playwright
-
     sandbox = tmp_path_factory.mktemp("lab")
     threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one kernel per core
-    with launch_chromium(sandbox / "chromium-home") as endpoint, jupyterlab(sandbox / "server", env=threads) as lab, \
-            sync_playwright() as pw:
-        browser = pw.chromium.connect_over_cdp(endpoint)
+    with launch_chromium(sandbox / "chromium-home") as endpoint, jupyterlab(sandbox / "server", env=threads) as lab:
+        browser = playwright().chromium.connect_over_cdp(endpoint)
         try:
             yield lab, browser
         finally:

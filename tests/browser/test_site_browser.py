@@ -20,7 +20,7 @@ import pytest
 
 from segcourse.coursesite import build, lesson_paths
 
-from ._chromium import free_port, launch_chromium, stop_process
+from ._chromium import free_port, launch_chromium, playwright, stop_process
 
 pytestmark = pytest.mark.browser
 
@@ -54,10 +54,8 @@ def site_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(site_url, tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    with launch_chromium(tmp_path_factory.mktemp("chromium")) as endpoint, sync_playwright() as pw:
-        browser = pw.chromium.connect_over_cdp(endpoint)
+    with launch_chromium(tmp_path_factory.mktemp("chromium")) as endpoint:
+        browser = playwright().chromium.connect_over_cdp(endpoint)
         try:
             page = browser.contexts[0].new_page()
             page.set_viewport_size({"width": 1300, "height": 900})

@@ -14,7 +14,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from browser._chromium import launch_chromium
+from browser._chromium import launch_chromium, playwright
 from PIL import Image
 
 from segcourse.deploy import export_onnx
@@ -33,35 +33,32 @@ def chromium(tmp_path):
 
 
 def test_demo_page_uploads_an_image_and_shows_the_overlay(chromium, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     torch.manual_seed(0)
     model = export_onnx(unet(in_channels=3, num_classes=2, depth=3, base_channels=8), tmp_path / "unet.onnx")
     picture = tmp_path / "tile.png"
     Image.fromarray((np.random.default_rng(0).random((60, 84, 3)) * 255).astype(np.uint8)).save(picture)
     server = Server(model, log=tmp_path / "server.log")
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.connect_over_cdp(chromium)
-            page = browser.contexts[0].new_page()
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url + "/")
-            page.set_input_files("#file", str(picture))
-            page.click("#send")
-            page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=60_000)
-            size = page.evaluate("() => { const i = document.getElementById('overlay');"
-                                 " return [i.naturalWidth, i.naturalHeight, i.hidden]; }")
-            areas = page.inner_text("#areas")
-            shot = page.screenshot()
-            # a bad upload shows the service's error message, and the page keeps working
-            bad = tmp_path / "notes.png"
-            bad.write_bytes(b"not an image at all")
-            page.set_input_files("#file", str(bad))
-            page.click("#send")
-            page.wait_for_function("document.getElementById('status').className === 'error'", timeout=60_000)
-            message = page.inner_text("#status")
-            browser.close()
+        browser = playwright().chromium.connect_over_cdp(chromium)
+        page = browser.contexts[0].new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/")
+        page.set_input_files("#file", str(picture))
+        page.click("#send")
+        page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=60_000)
+        size = page.evaluate("() => { const i = document.getElementById('overlay');"
+                             " return [i.naturalWidth, i.naturalHeight, i.hidden]; }")
+        areas = page.inner_text("#areas")
+        shot = page.screenshot()
+        # a bad upload shows the service's error message, and the page keeps working
+        bad = tmp_path / "notes.png"
+        bad.write_bytes(b"not an image at all")
+        page.set_input_files("#file", str(bad))
+        page.click("#send")
+        page.wait_for_function("document.getElementById('status').className === 'error'", timeout=60_000)
+        message = page.inner_text("#status")
+        browser.close()
     finally:
         server.stop()
     assert size == [84, 60, False]
