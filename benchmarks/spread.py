@@ -9,7 +9,7 @@ made with the seeds shifted, as another CPU's floating-point path would shift th
 
 (``python -m segcourse course --spread 3`` does the same in one command, sequentially.) It prints a
 Markdown table (every run's value and the range) and, with ``--tolerances``, writes one tolerance per
-result that moved: ``max(2 * range, floor)`` rounded up to two decimals, so that a later run on another
+result that moved (for the lessons the reports cover; the file's other lessons are kept): ``max(2 * range, floor)`` rounded up to two decimals, so that a later run on another
 machine stays inside it; a result that did not move at all is deterministic and gets no entry (exact).
 """
 
@@ -58,9 +58,12 @@ def main(argv=None) -> int:
     rows = spread_table(runs)
     print(format_spread(rows, len(runs)))
     if args.tolerances:
-        table: dict[str, dict[str, float]] = {}
+        # lessons these reports cover are replaced; the others keep their tolerances
+        old = json.loads(args.tolerances.read_text()).get("lessons", {}) if args.tolerances.exists() else {}
+        table: dict[str, dict[str, float]] = {k: v for k, v in old.items() if k not in lessons}
+        timings = {r["key"] for run in runs for e in run for r in e["results"] if r.get("timing")}
         for row in rows:
-            if row["range"]:
+            if row["range"] and row["key"] not in timings:  # a timing is never gated: no tolerance
                 table.setdefault(row["lesson"], {})[row["key"]] = tolerance(row["range"], args.floor)
         text = {"about": "Absolute tolerances of the quality gate (make gate): how far a key result may move from "
                          "the value stored in the solution. Set by benchmarks/spread.py from the run-to-run spread "
