@@ -6,7 +6,14 @@ out of the confusion matrix. It is 255 because masks are stored as 8-bit PNGs an
 255 is the value Pascal VOC, Cityscapes' train ids and torchvision's references use.
 """
 
+from pathlib import Path
+
 IGNORE_INDEX: int = 255
+
+#: The folder above the package: the course checkout (``solutions/``, ``notebooks/``, ``docs/``, the READMEs)
+#: when segcourse is imported from one, as the course runs it (``pip install -e .``). An installed wheel has only
+#: the package; the commands that read the checkout (course, coursemap, site, instructor) say so there.
+CHECKOUT: Path = Path(__file__).resolve().parent.parent
 
 #: Environment variable that selects the run mode (``smoke``, ``quick`` or ``full``).
 MODE_ENV: str = "SEGCOURSE_MODE"

@@ -41,9 +41,9 @@ from pathlib import Path
 
 from . import report as report_mod
 from .config import MODES, get_mode
-from .constants import SEED_OFFSET_ENV
+from .constants import CHECKOUT, SEED_OFFSET_ENV
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = CHECKOUT
 TOLERANCES_FILE = "tolerances.json"
 #: Load average per CPU above which ``--store`` warns that the stored times will be pessimistic.
 BUSY_LOAD = 0.5

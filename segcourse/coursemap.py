@@ -21,7 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from segcourse.constants import CHECKOUT
+from segcourse.generated import sync_generated
+
+ROOT = CHECKOUT
 _TIME = re.compile(r"\*\*Time:\*\*\s*about\s+(\d+)\s+min")
 _ROW = re.compile(r"^\|\s*(\d{2})\s*\|(.*)\|\s*([^|]*)\|\s*([^|]*)\|\s*$")
 _TOTALS = re.compile(r"^The \"quick-mode run\" column .*?(?=\n\n|\Z)", re.DOTALL | re.MULTILINE)
@@ -154,12 +157,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {readme.name}: {error}")
             status = 1
             continue
-        if wanted == current:
-            print(f"{readme.name}: the course map is current")
-        elif args.check:
-            print(f"{readme.name}: the course map's times are not current; run `python -m segcourse coursemap`")
+        if not sync_generated(readme, wanted, check=args.check, what="the course map",
+                              command="python -m segcourse coursemap") and args.check:
             status = 1
-        else:
-            readme.write_text(wanted, encoding="utf-8")
-            print(f"{readme.name}: course map updated")
     return status

@@ -35,7 +35,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from segcourse.constants import CHECKOUT
+
+ROOT = CHECKOUT
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _LESSON = re.compile(r"^(\d{2})_[A-Za-z0-9_]+\.ipynb$")
 _HINT = re.compile(r"^\s*\**(Hint(?:\s*\d+)?)\**\s*[:.]\s*", re.IGNORECASE)

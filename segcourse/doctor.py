@@ -18,7 +18,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from segcourse.constants import CHECKOUT
+
+ROOT = CHECKOUT
 
 #: import name -> distribution name, for the packages every lesson needs
 REQUIRED_PACKAGES = {

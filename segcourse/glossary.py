@@ -30,7 +30,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from segcourse.constants import CHECKOUT
+
+ROOT = CHECKOUT
 GLOSSARY = ROOT / "docs" / "glossary.md"
 #: The glossary as linked from a notebook in ``solutions/`` or ``notebooks/``.
 LINK_BASE = "../docs/glossary.md"

@@ -35,7 +35,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from segcourse.constants import CHECKOUT
+from segcourse.generated import sync_generated
+
+ROOT = CHECKOUT
 SOLUTIONS = ROOT / "solutions"
 DOCS = ROOT / "docs" / "instructor"
 SLIDE_TAG = "slide"
@@ -473,14 +476,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     status = 0
     for path, wanted in files.items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == wanted:
-            print(f"{path.name}: current")
-        elif args.check:
-            print(f"{path.name}: not current; run `python -m segcourse instructor schedule`")
+        if not sync_generated(path, wanted, check=args.check, what="the lesson notes" if path.name == "lessons.md" else "the schedule",
+                              command="python -m segcourse instructor schedule") and args.check:
             status = 1
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(wanted, encoding="utf-8")
-            print(f"{path.name}: written")
     return status

@@ -34,7 +34,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from segcourse.constants import CHECKOUT
+
+ROOT = CHECKOUT
 SANITIZE_FILE = ROOT / "tests" / "nbval_sanitize.cfg"
 
 #: Notebook metadata key of the stamp.

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from segcourse.constants import CHECKOUT
+
 #: Environment variable that overrides the data folder.
 DATA_ENV = "SEGCOURSE_DATA"
 
@@ -26,7 +28,7 @@ def repo_root() -> Path | None:
 
     A checkout is recognised by a ``pyproject.toml`` and a ``datasets/`` folder beside the package.
     """
-    candidate = Path(__file__).resolve().parents[2]
+    candidate = CHECKOUT
     if (candidate / "pyproject.toml").is_file() and (candidate / "datasets").is_dir():
         return candidate
     return None
