@@ -1,0 +1,95 @@
+"""Meta-tests of lesson 11's checks: each says "not attempted" on the learner's stub, fails on
+plausible wrong answers and passes on the solution (as written in solutions/11_capstone.ipynb)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segcourse.exercises.lesson11 import best_fold_bias
+from segcourse.exercises.registry import learner_stub, verify_exercise
+
+# ---------------------------------------------------------------- 11.1
+
+
+def my_kfold(n, k, seed):
+    if k < 2 or k > n:
+        raise ValueError(f"need 2 <= k <= n, got k={k}, n={n}")
+    order = np.random.default_rng(seed).permutation(n)
+    return [(np.setdiff1d(np.arange(n), val), val) for val in np.array_split(order, k)]
+
+
+def _no_shuffle(n, k, seed):                       # same folds for every seed
+    if k < 2 or k > n:
+        raise ValueError("bad k")
+    return [(np.setdiff1d(np.arange(n), val), val) for val in np.array_split(np.arange(n), k)]
+
+
+def _unseeded(n, k, seed):                         # a fresh shuffle each call
+    if k < 2 or k > n:
+        raise ValueError("bad k")
+    order = np.random.permutation(n)
+    return [(np.setdiff1d(np.arange(n), val), val) for val in np.array_split(order, k)]
+
+
+def _last_fold_short(n, k, seed):                  # n // k per fold, the remainder dropped
+    if k < 2 or k > n:
+        raise ValueError("bad k")
+    order, size = np.random.default_rng(seed).permutation(n), n // k
+    return [(np.setdiff1d(np.arange(n), order[i * size:(i + 1) * size]), order[i * size:(i + 1) * size])
+            for i in range(k)]
+
+
+def _train_includes_val(n, k, seed):               # trains on everything
+    if k < 2 or k > n:
+        raise ValueError("bad k")
+    order = np.random.default_rng(seed).permutation(n)
+    return [(np.arange(n), val) for val in np.array_split(order, k)]
+
+
+def _no_validation_of_k(n, k, seed):               # accepts k = 1 and k > n
+    order = np.random.default_rng(seed).permutation(n)
+    return [(np.setdiff1d(np.arange(n), val), val) for val in np.array_split(order, max(k, 1))]
+
+
+# ---------------------------------------------------------------- 11.2
+
+
+def summarize_folds(fold_scores):
+    return {name: (float(np.mean([s[name] for s in fold_scores])), float(np.std([s[name] for s in fold_scores],
+                                                                                 ddof=1)))
+            for name in fold_scores[0]}
+
+
+def _population_std(fold_scores):
+    return {name: (float(np.mean([s[name] for s in fold_scores])), float(np.std([s[name] for s in fold_scores])))
+            for name in fold_scores[0]}
+
+
+def _first_metric_only(fold_scores):
+    name = next(iter(fold_scores[0]))
+    return {name: summarize_folds(fold_scores)[name]}
+
+
+def _range_as_spread(fold_scores):
+    return {name: (float(np.mean([s[name] for s in fold_scores])),
+                   float(np.ptp([s[name] for s in fold_scores]))) for name in fold_scores[0]}
+
+
+CASES = {
+    "11.1": dict(stub=learner_stub, wrong=[_no_shuffle, _unseeded, _last_fold_short, _train_includes_val,
+                                           _no_validation_of_k], solution=my_kfold),
+    "11.2": dict(stub=learner_stub, wrong=[_population_std, _first_metric_only, _range_as_spread],
+                 solution=summarize_folds),
+    "11.3": dict(stub=None, wrong=["pessimistic", "unbiased", "up"], solution="optimistic"),
+}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CASES))
+def test_check_fails_on_stub_and_wrong_passes_on_solution(exercise_id):
+    verify_exercise(exercise_id, **CASES[exercise_id])
+
+
+def test_the_best_of_k_fold_scores_is_above_their_mean_on_average():
+    # E[max of 5 standard normals] = 1.163 (order statistics), so 0.02 * 1.163 = 0.023 above the mean.
+    assert best_fold_bias() == pytest.approx(0.02 * 1.163, rel=0.05)
