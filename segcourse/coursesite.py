@@ -14,7 +14,8 @@ then built by Sphinx (myst-nb, the book theme; configuration in ``docs/site/conf
   executed), exercise solutions folded (code regions ``# BEGIN SOLUTION``, markdown cells tagged
   ``solution``), hints folded (cells tagged ``hint``), live widgets replaced by a note (a static
   page cannot run the kernel behind them), and links to download the learner and the solved notebook;
-* ``glossary.md`` and ``instructor/*.md`` when ``docs/glossary.md`` and ``docs/instructor/`` exist.
+* ``glossary.md``, ``capstone.md`` (lesson 11's project brief) and ``instructor/*.md`` when
+  ``docs/glossary.md``, ``docs/capstone.md`` and ``docs/instructor/`` exist.
 
 :func:`check_site` then reads every HTML page of the output and reports every image, stylesheet,
 script or internal link (with its ``#anchor``) that does not resolve.
@@ -46,6 +47,7 @@ _LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
 #: Links in the course's Markdown that point into the repository, rewritten to the site's pages.
 _REPO_LESSON = re.compile(r"^(?:\.\./)*(?:notebooks/|solutions/)?(\d{2}_[A-Za-z0-9_]+)\.ipynb(#.*)?$")
 _REPO_GLOSSARY = re.compile(r"^(?:\.\./)*(?:docs/)?glossary\.md(#.*)?$")
+_REPO_CAPSTONE = re.compile(r"^(?:\.\./)*(?:docs/)?capstone\.md(#.*)?$")
 
 
 def lesson_paths(solutions: Path) -> list[Path]:
@@ -110,6 +112,9 @@ def _rewrite_links(text: str, prefix: str, have_glossary: bool) -> str:
         glossary = _REPO_GLOSSARY.match(target)
         if glossary and have_glossary:
             return f"[{label}]({prefix}glossary.md{glossary.group(1) or ''})"
+        capstone = _REPO_CAPSTONE.match(target)
+        if capstone and "://" not in target:
+            return f"[{label}]({prefix}capstone.md{capstone.group(1) or ''})"
         return match.group(0)
 
     return _LINK.sub(fix, text)
@@ -218,6 +223,11 @@ def write_sources(src: Path, root: Path = ROOT) -> list[dict]:
     if have_glossary:
         (src / "glossary.md").write_text(_rewrite_links(glossary.read_text(encoding="utf-8"), "", True), encoding="utf-8")
         extra.append("glossary")
+    capstone = root / "docs" / "capstone.md"
+    if capstone.is_file():
+        (src / "capstone.md").write_text(_rewrite_links(capstone.read_text(encoding="utf-8"), "", have_glossary),
+                                         encoding="utf-8")
+        extra.append("capstone")
     if instructor.is_dir():
         pages = sorted(instructor.glob("*.md"))
         if pages:

@@ -125,3 +125,11 @@ def test_site_builds_every_lesson_with_no_broken_reference(tmp_path):
         assert not re.search(r'(src|href)="(https?:)?//[^"]*(unpkg|jsdelivr|cdnjs|googleapis|mathjax)', text), (
             f"{page.relative_to(out)} loads something from the network")
     assert "roialign" in (out / "searchindex.js").read_text(encoding="utf-8").lower()
+
+
+def test_links_to_the_capstone_brief_point_to_its_site_page():
+    from segcourse.coursesite import _rewrite_links
+
+    text = "Read [the brief](../docs/capstone.md#deliverables) and [the solution](../solutions/11_capstone.ipynb)."
+    assert _rewrite_links(text, "../", True) == ("Read [the brief](../capstone.md#deliverables) and "
+                                                 "[the solution](../lessons/11_capstone.ipynb).")
