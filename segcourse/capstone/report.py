@@ -114,7 +114,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     metrics = list(cv["metrics"])
     rows = [[str(f["fold"]), str(f.get("train", "")), str(f.get("val", "")), *[_fmt(f[m]) for m in metrics]]
             for f in cv["folds"]]
-    rows.append(["**mean ± std (min–max)**", "", "", *[format_summary(cv["summary"][m]) for m in metrics]])
+    rows.append(["**mean ± std (min–max)**", "", "", *[format_summary(cv["summary"][m], ".4f") for m in metrics]])
     lines += ["## Cross-validation", "",
               f"{len(cv['folds'])}-fold cross-validation of the recipe: each fold trained on the other folds and scored "
               "on its own; the standard deviation is the sample one (ddof = 1).", "",
