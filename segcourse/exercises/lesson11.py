@@ -157,3 +157,51 @@ def check_best_fold(candidate):
     if candidate.strip().lower() != truth:
         raise CheckFailed("that is not what selecting the best of k noisy scores does; look at the per-fold "
                           "figure and compare the best fold with the mean")
+
+
+# ------------------------------------------------------------------------------------------
+# 11.4 -- a rubric check by hand: is this split a partition?
+# ------------------------------------------------------------------------------------------
+
+
+def _split_cases() -> list[tuple[str, dict, bool]]:
+    """(name, split, valid) -- a valid split from make_split and one broken copy per rule."""
+    import copy
+
+    from ..capstone.crossval import make_split
+
+    good = make_split(20, 4, test_fraction=0.25, seed=5)
+    cases = [("a valid split", good, True), ("another valid split", make_split(13, 3, test_fraction=0.3, seed=1), True)]
+
+    def broken(name, change):
+        s = copy.deepcopy(good)
+        change(s)
+        cases.append((name, s, False))
+
+    broken("a test image also in the pool", lambda s: s["pool"].append(s["test"][0]) or s["folds"][0].append(s["test"][0]))
+    broken("an image in no split", lambda s: (s["pool"].remove(s["folds"][1][0]), s["folds"][1].pop(0)))
+    broken("a pool image in two folds", lambda s: s["folds"][0].append(s["folds"][1][0]))
+    broken("a pool image in no fold", lambda s: s["folds"][2].pop())
+    broken("one fold only", lambda s: s.update(k=1, folds=[s["pool"]]))
+    broken("an empty fold", lambda s: (s["folds"][0].extend(s["folds"][3]), s["folds"].__setitem__(3, [])))
+    broken("an index beyond n", lambda s: (s["pool"].append(20), s["folds"][0].append(20), s.update(n=20)))
+    return cases
+
+
+@exercise("11.4", title="A rubric check by hand: is the split a partition", level="stretch", minutes=20,
+          kind="implement",
+          goal="Write one rubric item as code: decide from a split's lists alone whether the test set is held out "
+               "and the folds partition the pool, as the capstone's check_split does.",
+          hint="Compare sorted lists: sorted(test + pool) must be list(range(n)) (each image once, nothing "
+               "missing or extra); sorted(every index of every fold) must be sorted(pool); at least two folds, "
+               "none empty.")
+def check_split_by_hand(candidate):
+    expect_callable(candidate, "my_check_split")
+    for name, split, valid in _split_cases():
+        with case(name):
+            got = candidate(split)
+            if not isinstance(got, (bool, np.bool_)):
+                raise CheckFailed(f"expected True or False, got {type(got).__name__} {got!r}")
+            if bool(got) != valid:
+                raise CheckFailed("this split is valid, but your check rejects it" if valid else
+                                  "this split is broken, but your check accepts it")

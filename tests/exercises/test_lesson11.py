@@ -76,12 +76,40 @@ def _range_as_spread(fold_scores):
                    float(np.ptp([s[name] for s in fold_scores]))) for name in fold_scores[0]}
 
 
+# ---------------------------------------------------------------- 11.4
+
+
+def my_check_split(split):
+    if sorted(split["test"] + split["pool"]) != list(range(split["n"])):
+        return False
+    folds = split["folds"]
+    if len(folds) < 2 or any(len(f) == 0 for f in folds):
+        return False
+    return sorted(i for f in folds for i in f) == sorted(split["pool"])
+
+
+def _sets_only(split):                             # set() hides an image listed twice
+    return (set(split["test"]) | set(split["pool"])) == set(range(split["n"])) and \
+        {i for f in split["folds"] for i in f} == set(split["pool"]) and len(split["folds"]) >= 2
+
+
+def _forgets_disjoint_test(split):                 # never compares the test set with the pool
+    folds = split["folds"]
+    return len(folds) >= 2 and all(folds) and sorted(i for f in folds for i in f) == sorted(split["pool"])
+
+
+def _always_true(split):
+    return True
+
+
+
 CASES = {
     "11.1": dict(stub=learner_stub, wrong=[_no_shuffle, _unseeded, _last_fold_short, _train_includes_val,
                                            _no_validation_of_k], solution=my_kfold),
     "11.2": dict(stub=learner_stub, wrong=[_population_std, _first_metric_only, _range_as_spread],
                  solution=summarize_folds),
     "11.3": dict(stub=None, wrong=["pessimistic", "unbiased", "up"], solution="optimistic"),
+    "11.4": dict(stub=learner_stub, wrong=[_sets_only, _forgets_disjoint_test, _always_true], solution=my_check_split),
 }
 
 
@@ -93,3 +121,17 @@ def test_check_fails_on_stub_and_wrong_passes_on_solution(exercise_id):
 def test_the_best_of_k_fold_scores_is_above_their_mean_on_average():
     # E[max of 5 standard normals] = 1.163 (order statistics), so 0.02 * 1.163 = 0.023 above the mean.
     assert best_fold_bias() == pytest.approx(0.02 * 1.163, rel=0.05)
+
+
+
+def test_the_capstone_s_split_check_agrees_with_the_exercise_s_cases(tmp_path):
+    import json
+
+    from segcourse.capstone.checks import check_split
+    from segcourse.exercises.lesson11 import _split_cases
+
+    for i, (name, split, valid) in enumerate(_split_cases()):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps({"split": split}))
+        assert check_split(folder).passed == valid, name
