@@ -18,7 +18,7 @@ INLINE := MPLBACKEND=module://matplotlib_inline.backend_inline
 NBVAL_FLAGS := --dist loadfile --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 JOBS ?= 2
 
-.PHONY: help install install-test lab test lint test-doctests test-package test-notebooks test-browser site test-site course gate solutions data exercises exercises-check doctor lock clean distclean
+.PHONY: help install install-test install-offline wheelhouse test-wheelhouse lab test lint test-doctests test-package test-notebooks test-browser site test-site course gate solutions data exercises exercises-check doctor lock clean distclean
 
 help:
 	@echo "make lab            set up (first time) and open JupyterLab on the course"
@@ -33,6 +33,9 @@ help:
 	@echo "make lock           re-resolve requirements/lock.txt from requirements/*.txt in a fresh virtual environment"
 	@echo "make data           build the synthetic datasets into datasets/"
 	@echo "make exercises      regenerate the learner notebooks in notebooks/ from solutions/"
+	@echo "make wheelhouse     download every pinned wheel into WHEELHOUSE (build/wheelhouse) for rooms with no internet"
+	@echo "make install-offline WHEELHOUSE=DIR   set up .venv from a wheelhouse, index off (then make lab)"
+	@echo "make test-wheelhouse  build/update the cached wheelhouse, install it offline into a fresh venv, check it"
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "segcourse needs Python >= 3.10; found " + sys.version.split()[0] + ". Set PYTHON=/path/to/python3.1x")'
@@ -40,8 +43,8 @@ $(VENV)/bin/python:
 
 $(COURSE_STAMP): $(VENV)/bin/python requirements/course.txt requirements/lock.txt pyproject.toml
 	@echo "Installing the course's pinned dependencies into $(VENV) (torch with CUDA libraries: a few GB, a few minutes, once)..."
-	$(PIP) install $(PIP_FLAGS) -r requirements/course.txt -c requirements/lock.txt
-	$(PIP) install $(PIP_FLAGS) --no-deps -e .
+	$(PIP) install $(PIP_FLAGS) $(PIP_INDEX) -r requirements/course.txt -c requirements/lock.txt
+	$(PIP) install $(PIP_FLAGS) $(PIP_INDEX) --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name segcourse --display-name "Python (segcourse)" >/dev/null
 	@touch $@
 
@@ -51,6 +54,21 @@ $(TEST_STAMP): $(COURSE_STAMP) requirements/test.txt requirements/site.txt
 
 install: $(COURSE_STAMP)
 install-test: $(TEST_STAMP)
+
+# Rooms with no internet. On a connected machine, `make wheelhouse` puts every wheel the course installs (pinned:
+# WHEELHOUSE_REQUIREMENTS with lock.txt as constraints, plus requirements/build.txt and segcourse's own wheel)
+# into WHEELHOUSE for this Python and platform (segcourse/wheelhouse.py: stdlib and pip only, no .venv needed;
+# a rerun downloads only what is missing). Copy the checkout with the folder; on each machine
+# `make install-offline WHEELHOUSE=DIR` installs .venv from it with the index off (PIP_INDEX), then `make lab`.
+WHEELHOUSE ?= build/wheelhouse
+WHEELHOUSE_REQUIREMENTS ?= requirements/course.txt
+PIP_INDEX ?=
+wheelhouse:
+	$(PYTHON) segcourse/wheelhouse.py build --dest "$(WHEELHOUSE)" $(addprefix -r ,$(WHEELHOUSE_REQUIREMENTS))
+
+install-offline:
+	@$(PYTHON) segcourse/wheelhouse.py check --dest "$(WHEELHOUSE)"
+	@$(MAKE) --no-print-directory install PIP_INDEX='--no-index --find-links "$(abspath $(WHEELHOUSE))"'
 
 # Extra JupyterLab options, e.g. `make lab LAB_ARGS="--no-browser --port 8899"`. As root (containers) add --allow-root.
 LAB_ARGS ?=
@@ -74,7 +92,14 @@ test-doctests: $(TEST_STAMP)
 	SEGCOURSE_MODE=smoke $(PYTEST) --doctest-modules segcourse -p no:cacheprovider
 
 test-package: $(TEST_STAMP)
-	SEGCOURSE_MODE=smoke $(PYTEST) tests -n $(JOBS) -m "not browser and not site"
+	SEGCOURSE_MODE=smoke $(PYTEST) tests -n $(JOBS) -m "not browser and not site and not wheelhouse"
+
+# The offline route end to end (tests/test_wheelhouse.py): builds or updates the wheelhouse in SEGCOURSE_WHEELHOUSE
+# (default ~/.cache/segcourse/wheelhouse, kept between runs: a few GB the first time), installs it into a fresh
+# venv with the index off and this machine's pip configuration ignored, installs the kernel, runs the doctor.
+test-wheelhouse: $(TEST_STAMP)
+	@start=$$(date +%s); OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) tests/test_wheelhouse.py -m wheelhouse \
+	  -s -p no:cacheprovider --durations=0; rc=$$?; echo "make test-wheelhouse: $$(( $$(date +%s) - start )) s"; exit $$rc
 
 test-notebooks: $(TEST_STAMP)
 	$(INLINE) SEGCOURSE_MODE=smoke $(PYTEST) --nbval-lax $(NBVAL_FLAGS) -n $(JOBS) solutions

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "site": ("segcourse.coursesite", "build the course site (HTML, from the solutions' stored outputs) into build/site"),
     "export": ("segcourse.deploy.cli_export", "export a checkpoint to ONNX (dynamic sizes), checked against PyTorch"),
     "serve": ("segcourse.deploy.cli_serve", "serve a checkpoint or ONNX model over HTTP, with a demo page"),
+    "wheelhouse": ("segcourse.wheelhouse", "every pinned wheel in one folder for rooms with no internet (make wheelhouse)"),
 }
 
 

@@ -29,7 +29,7 @@ def test_environment_yml_pins_equal_requirements():
 
 def test_lock_file_agrees_with_direct_pins():
     lock = _pins((ROOT / "requirements" / "lock.txt").read_text().splitlines())
-    for name in ("course.txt", "test.txt", "site.txt"):
+    for name in ("course.txt", "test.txt", "site.txt", "build.txt"):
         for dist, version in _pins((ROOT / "requirements" / name).read_text().splitlines()).items():
             assert lock.get(dist) == version, f"requirements/{name} pins {dist}=={version} but lock.txt has {lock.get(dist)}; run `make lock`"
 
