@@ -40,10 +40,12 @@ import numpy as np
 
 from .report import FIGURES, REPORT, REQUIRED_FIGURES, SECTIONS, read_results
 
-#: Quality targets on the held-out test set, per mode (smoke mode trains one epoch: nothing to judge).
+#: Quality targets on the held-out test set, per mode (smoke mode trains one epoch: nothing to judge). Quick mode
+#: measured test mIoU 0.959-0.969 and Dice 0.966-0.974 over three seed offsets, and still 0.923 / 0.935 in an early
+#: run whose training a busy machine cut short; full mode (a GPU) is not measured yet and gets the quick targets.
 TARGETS = {"smoke": {"miou": 0.0, "fg_dice": 0.0},
-           "quick": {"miou": 0.85, "fg_dice": 0.88},
-           "full": {"miou": 0.90, "fg_dice": 0.93}}
+           "quick": {"miou": 0.90, "fg_dice": 0.92},
+           "full": {"miou": 0.90, "fg_dice": 0.92}}
 #: Largest |ONNX Runtime - PyTorch| logit difference accepted.
 PARITY_TOLERANCE = 1e-4
 ONNX_FILE, CHECKPOINT_FILE, SAMPLE_FILE = "model.onnx", "model.safetensors", "sample.png"
