@@ -412,7 +412,7 @@ def build(wheelhouse: Path, requirements: list[Path] | None = None, constraints:
                 check(wheelhouse)
                 current = True
             except WheelhouseError as exc:
-                log(f"wheelhouse: {exc}")
+                log(f"wheelhouse: {str(exc).splitlines()[0]}; resolving again")
         if current:
             items = [Item(f["name"], f["version"], f["file"], sha256=f.get("sha256", ""))
                      for f in old["files"] if f["name"] != "segcourse"]
