@@ -70,7 +70,7 @@ def read_results(folder: str | os.PathLike) -> dict:
     except ValueError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")  # noqa: TRY004 - bad file content
     return data
 
 
@@ -94,45 +94,46 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     data, model, split, cv, test = (results[k] for k in REQUIRED_RESULTS)
     figures = results.get("figures", {})
     classes = list(data.get("classes", []))
-    lines = [f"# {results.get('title', 'Capstone report')}", "",
-             f"Mode: {results.get('mode', 'unknown')}. Every number below was computed by the run that wrote this "
-             "report; `results.json` holds the same numbers.", ""]
+    intro = (f"Mode: {results.get('mode', 'unknown')}. Every number below was computed by the run that wrote this "
+             "report; `results.json` holds the same numbers.")
+    lines = [f"# {results.get('title', 'Capstone report')}", "", intro, ""]
 
+    size = " x ".join(str(s) for s in data.get("size", []))
+    fold_sizes = ", ".join(str(len(f)) for f in split["folds"])
     lines += ["## Data", "",
-              f"* data set: {data.get('dataset')} ({data.get('source', '')}), {data.get('images')} images of "
-              f"{' x '.join(str(s) for s in data.get('size', []))} pixels; classes: {', '.join(classes)}",
-              f"* held-out test split: {len(split['test'])} images, set aside before any fold was made and used once, "
-              "by the final model",
-              f"* cross-validation pool: {len(split['pool'])} images in {split['k']} folds of "
-              f"{', '.join(str(len(f)) for f in split['folds'])} (shuffle seed {split['seed']})", ""]
+              (f"* data set: {data.get('dataset')} ({data.get('source', '')}), {data.get('images')} images of {size} "
+               f"pixels; classes: {', '.join(classes)}"),
+              (f"* held-out test split: {len(split['test'])} images, set aside before any fold was made and used "
+               "once, by the final model"),
+              (f"* cross-validation pool: {len(split['pool'])} images in {split['k']} folds of {fold_sizes} "
+               f"(shuffle seed {split['seed']})"), ""]
 
-    lines += ["## Model", "", f"* {model.get('name')} {json.dumps(model.get('kwargs', {}))}, "
-              f"{model.get('parameters', '?'):,} parameters" if isinstance(model.get("parameters"), int)
-              else f"* {model.get('name')} {json.dumps(model.get('kwargs', {}))}",
-              f"* recipe: {model.get('recipe', '')}", f"* final model: {model.get('final', '')}", ""]
+    described = f"* {model.get('name')} {json.dumps(model.get('kwargs', {}))}"
+    if isinstance(model.get("parameters"), int):
+        described += f", {model['parameters']:,} parameters"
+    lines += ["## Model", "", described, f"* recipe: {model.get('recipe', '')}",
+              f"* final model: {model.get('final', '')}", ""]
 
     metrics = list(cv["metrics"])
     rows = [[str(f["fold"]), str(f.get("train", "")), str(f.get("val", "")), *[_fmt(f[m]) for m in metrics]]
             for f in cv["folds"]]
     rows.append(["**mean ± std (min–max)**", "", "", *[format_summary(cv["summary"][m], ".4f") for m in metrics]])
-    lines += ["## Cross-validation", "",
-              f"{len(cv['folds'])}-fold cross-validation of the recipe: each fold trained on the other folds and scored "
-              "on its own; the standard deviation is the sample one (ddof = 1).", "",
-              *_table(["fold", "train images", "val images", *metrics], rows), ""]
+    cv_intro = (f"{len(cv['folds'])}-fold cross-validation of the recipe: each fold trained on the other folds and "
+                "scored on its own; the standard deviation is the sample one (ddof = 1).")
+    lines += ["## Cross-validation", "", cv_intro, "", *_table(["fold", "train images", "val images", *metrics], rows),
+              ""]
     if "folds" in figures:
         lines += [f"![per-fold scores]({figures['folds']})", ""]
 
-    lines += ["## Test set", "",
-              f"The final model on the {test.get('images')} held-out test images (one confusion matrix pooled over "
-              "all their pixels; boundary metrics per image, averaged).", "",
-              *_table(["metric", "value"], [["mIoU", _fmt(test.get("miou"))],
-                                            ["foreground Dice", _fmt(test.get("fg_dice"))],
-                                            ["Boundary IoU (mean over images)", _fmt(test.get("boundary_iou"))],
-                                            ["HD95 in pixels (mean over images)", _fmt(test.get("hd95"), ".2f")]]),
-              "", "Per class:", "",
-              *_table(["class", "IoU", "Dice"],
-                      [[name, _fmt(iou), _fmt(dice)] for name, iou, dice in
-                       zip(classes, test.get("iou_per_class", []), test.get("dice_per_class", []))]), ""]
+    test_intro = (f"The final model on the {test.get('images')} held-out test images (one confusion matrix pooled over "
+                  "all their pixels; boundary metrics per image, averaged).")
+    overall = [["mIoU", _fmt(test.get("miou"))], ["foreground Dice", _fmt(test.get("fg_dice"))],
+               ["Boundary IoU (mean over images)", _fmt(test.get("boundary_iou"))],
+               ["HD95 in pixels (mean over images)", _fmt(test.get("hd95"), ".2f")]]
+    per_class = [[name, _fmt(iou), _fmt(dice)] for name, iou, dice in
+                 zip(classes, test.get("iou_per_class", []), test.get("dice_per_class", []))]
+    lines += ["## Test set", "", test_intro, "", *_table(["metric", "value"], overall), "", "Per class:", "",
+              *_table(["class", "IoU", "Dice"], per_class), ""]
     if "examples" in figures:
         lines += [f"![example predictions]({figures['examples']})", ""]
 
@@ -140,16 +141,18 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     export, serving = results.get("export"), results.get("serving")
     if export:
         sizes = ", ".join(f"{h} x {w}" for h, w in export.get("sizes", []))
-        lines += [f"* ONNX file `{export.get('onnx')}` from the checkpoint `{export.get('checkpoint')}`; largest "
-                  f"|ONNX Runtime − PyTorch| logit difference on {sizes}: {_fmt(export.get('max_logit_difference'), '.2e')}"
-                  f" (tolerance {_fmt(export.get('tolerance'), '.0e')})"]
+        difference = _fmt(export.get("max_logit_difference"), ".2e")
+        lines += [(f"* ONNX file `{export.get('onnx')}` from the checkpoint `{export.get('checkpoint')}`; largest "
+                   f"|ONNX Runtime − PyTorch| logit difference on {sizes}: {difference} "
+                   f"(tolerance {_fmt(export.get('tolerance'), '.0e')})")]
     else:
         lines += ["* export: not done"]
     if serving:
-        lines += [f"* the lesson 10 service on `{export.get('onnx') if export else '?'}` answered `POST "
-                  f"{serving.get('route')}` with status {serving.get('status')}; its mask equals the in-process ONNX "
-                  f"prediction: {serving.get('equal_to_onnx')}; pixels that differ from eager PyTorch: "
-                  f"{serving.get('pixels_differing_from_eager')}"]
+        onnx_name = export.get("onnx") if export else "?"
+        lines += [(f"* the lesson 10 service on `{onnx_name}` answered `POST {serving.get('route')}` with status "
+                   f"{serving.get('status')}; its mask equals the in-process ONNX prediction: "
+                   f"{serving.get('equal_to_onnx')}; pixels that differ from eager PyTorch: "
+                   f"{serving.get('pixels_differing_from_eager')}")]
     else:
         lines += ["* serving: not done"]
     lines += [""]

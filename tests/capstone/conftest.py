@@ -8,14 +8,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-from segcourse.capstone.checks import CHECKPOINT_FILE, ONNX_FILE, SAMPLE_FILE  # noqa: E402
-from segcourse.capstone.crossval import make_split, summarize  # noqa: E402
-from segcourse.capstone.report import write_report  # noqa: E402
+from segcourse.capstone.checks import CHECKPOINT_FILE, ONNX_FILE, SAMPLE_FILE
+from segcourse.capstone.crossval import make_split, summarize
+from segcourse.capstone.report import write_report
 
 SIZE = 32
 
