@@ -1,8 +1,9 @@
 """Scoring a segmentation model on a set of images: per-class overlap and boundary metrics.
 
 One call gives what the capstone's report needs for a split: mIoU, foreground Dice, IoU and Dice
-per class from one confusion matrix pooled over every pixel (:func:`segcourse.train.evaluate`,
-lesson 07), and per image the Boundary IoU and HD95 of the foreground, averaged over the images.
+per class from one confusion matrix pooled over every pixel (the scores :func:`segcourse.train.evaluate`
+reports, lesson 07), and per image the Boundary IoU and HD95 of the foreground, averaged over the images. The
+model runs once: the same predictions give the confusion matrix and the boundary metrics.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import math
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 
 def score(model: nn.Module, images: torch.Tensor, target: torch.Tensor, *, num_classes: int = 2,
@@ -35,15 +35,16 @@ def score(model: nn.Module, images: torch.Tensor, target: torch.Tensor, *, num_c
     Raises:
         ValueError: ``images`` and ``target`` of different lengths or sizes.
     """
+    from ..metrics import confusion_matrix
     from ..metrics.boundary import boundary_iou, hausdorff_distance
-    from ..train import evaluate, predict
+    from ..train import predict, summarize_confusion
 
     if images.shape[0] != target.shape[0] or images.shape[-2:] != target.shape[-2:]:
         raise ValueError(f"images {tuple(images.shape)} and target {tuple(target.shape)} must have the same number "
                          "of images and the same height and width")
-    loader = DataLoader(TensorDataset(images, target), batch_size=batch_size)
-    scores = evaluate(model, loader, num_classes=num_classes, device=device)
-    pred = predict(model, images, device=device, batch_size=batch_size).numpy() == foreground
+    classes = predict(model, images, device=device, batch_size=batch_size)          # (N, H, W) int64
+    scores = summarize_confusion(confusion_matrix(classes, target, num_classes))
+    pred = classes.numpy() == foreground
     truth = target.numpy() == foreground
     diagonal = math.hypot(*truth.shape[-2:])
     bious, hds = [], []
