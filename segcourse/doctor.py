@@ -13,12 +13,12 @@ import importlib
 import importlib.metadata as md
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from segcourse.constants import CHECKOUT
+from segcourse.wheelhouse import parse_pins
 
 ROOT = CHECKOUT
 
@@ -57,12 +57,7 @@ def _pins() -> dict[str, str]:
     path = ROOT / "requirements" / "course.txt"
     if not path.exists():
         return {}
-    pins = {}
-    for line in path.read_text().splitlines():
-        match = re.match(r"^\s*([A-Za-z0-9_.\-]+)==([^\s#;]+)", line)
-        if match:
-            pins[match.group(1).lower()] = match.group(2)
-    return pins
+    return parse_pins(path.read_text().splitlines())
 
 
 def _version(dist: str) -> str | None:
