@@ -18,7 +18,7 @@ INLINE := MPLBACKEND=module://matplotlib_inline.backend_inline
 NBVAL_FLAGS := --dist loadfile --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 JOBS ?= 2
 
-.PHONY: help install install-test install-offline wheelhouse test-wheelhouse lab test lint test-doctests test-package test-notebooks test-browser site test-site course gate solutions data exercises exercises-check doctor lock clean distclean
+.PHONY: help install install-test install-offline wheelhouse test-wheelhouse lab test lint test-doctests test-package test-notebooks test-browser site test-site course gate solutions data backbones exercises exercises-check doctor lock clean distclean
 
 help:
 	@echo "make lab            set up (first time) and open JupyterLab on the course"
@@ -32,6 +32,7 @@ help:
 	@echo "make doctor         check the environment"
 	@echo "make lock           re-resolve requirements/lock.txt from requirements/*.txt in a fresh virtual environment"
 	@echo "make data           build the synthetic datasets into datasets/"
+	@echo "make backbones      pre-train the course backbones of lessons 03 and 05 once (cached in datasets/backbones)"
 	@echo "make exercises      regenerate the learner notebooks in notebooks/ from solutions/"
 	@echo "make wheelhouse     download every pinned wheel into WHEELHOUSE (build/wheelhouse) for rooms with no internet"
 	@echo "make install-offline WHEELHOUSE=DIR   set up .venv from a wheelhouse, index off (then make lab)"
@@ -143,6 +144,9 @@ doctor: $(COURSE_STAMP)
 
 data: $(COURSE_STAMP)
 	$(BIN)/python -m segcourse data build
+
+backbones: $(COURSE_STAMP)
+	$(BIN)/python -m segcourse backbones build
 
 exercises: $(COURSE_STAMP)
 	$(BIN)/python -m segcourse exercises build

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("segcourse.doctor", "check the environment: versions, device, mode, datasets, widgets"),
     "data": ("segcourse.data.cli", "build the synthetic datasets / convert real ones"),
     "exercises": ("segcourse.exercises.cli", "build learner notebooks from the solutions, or check they are current"),
+    "backbones": ("segcourse.train.course_backbones", "pre-train the course backbones (lessons 03, 05) once and cache them"),
     "train": ("segcourse.train.cli", "train a lesson model from the command line (pre-train before a workshop)"),
     "course": ("segcourse.course", "run every solution notebook and write build/course-report.json"),
     "notebooks": ("segcourse.notebooks", "execute notebooks in place (store outputs) in a chosen mode"),

@@ -102,7 +102,7 @@ def get_device(prefer: str = "auto"):
     return torch.device("cpu")
 
 
-def seed_everything(seed: int = 0, *, deterministic: bool = True) -> int:
+def seed_everything(seed: int = 0, *, deterministic: bool = True, offset: bool = True) -> int:
     """Seed Python, NumPy and PyTorch (CPU and every GPU) so that a run repeats exactly.
 
     Args:
@@ -119,12 +119,12 @@ def seed_everything(seed: int = 0, *, deterministic: bool = True) -> int:
     import torch
 
     returned = seed
-    offset = os.environ.get(SEED_OFFSET_ENV, "").strip()
-    if offset:
+    shift = os.environ.get(SEED_OFFSET_ENV, "").strip() if offset else ""
+    if shift:
         try:
-            seed = seed + int(offset)
+            seed = seed + int(shift)
         except ValueError:
-            raise ValueError(f"{SEED_OFFSET_ENV}={offset!r} is not an integer") from None
+            raise ValueError(f"{SEED_OFFSET_ENV}={shift!r} is not an integer") from None
 
     random.seed(seed)
     np.random.seed(seed)

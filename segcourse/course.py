@@ -287,14 +287,38 @@ def _header(mode: str, speed: float | None, log=print) -> None:
             f"a quiet fast 2-core machine gives about 70)", flush=True)
 
 
-def _summary(entries: list[dict], mode: str, speed: float | None) -> dict:
+def build_backbones(mode: str, log=print) -> list[dict]:
+    """Pre-train the course backbones of ``mode`` that are not cached yet (:mod:`segcourse.train.course_backbones`).
+
+    Returns one entry per encoder: ``{"name", "seconds"}`` (the time spent now: 0 when it was cached) and
+    ``"build_seconds"`` (what building it took, from its cached file).
+    """
+    from .train.checkpoint import read_file
+    from .train.course_backbones import RECIPES, backbone_path, build_course_backbone
+
+    entries = []
+    for name in RECIPES[mode]:
+        start = time.perf_counter()
+        cached = backbone_path(name, mode).exists()
+        path = build_course_backbone(name, mode, log=lambda m: log(f"  {m}", flush=True))
+        seconds = time.perf_counter() - start
+        built = read_file(path)[1].get("config", {}).get("seconds")
+        log(f"  course backbone {name}: " + (f"cached (built in {built} s)" if cached else f"built in {seconds:.1f} s"),
+            flush=True)
+        entries.append({"name": name, "seconds": round(seconds, 1) if not cached else 0.0, "build_seconds": built})
+    return entries
+
+
+def _summary(entries: list[dict], mode: str, speed: float | None, backbones: list[dict] | None = None) -> dict:
     import torch
 
+    backbones = backbones or []
     return {"mode": mode, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "python": sys.version.split()[0],
             "machine": platform.platform(), "torch": torch.__version__,
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
             "cpu_threads": torch.get_num_threads(), "speed_img_per_s": None if speed is None else round(speed, 1),
-            "total_seconds": round(sum(e["seconds"] for e in entries), 1),
+            "total_seconds": round(sum(e["seconds"] for e in entries) + sum(b["seconds"] for b in backbones), 1),
+            "backbones": backbones,
             "lessons": [{k: v for k, v in e.items() if k != "notebook"} for e in entries]}
 
 
@@ -317,6 +341,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"WARNING: other work is using this machine (load {load:.2f} per CPU): the stored seconds and "
                   "speed will be pessimistic, and a lesson's time budget may cut its training short. Store on a "
                   "quiet machine.", flush=True)
+    print("Course backbones (pre-trained once, cached; lessons 03 and 05 start from them):", flush=True)
+    backbones = build_backbones(mode)
     if args.spread is not None:
         return run_spread(paths, args.spread, mode=mode, out=out, timeout=args.timeout, speed=speed)
     expected = [_expected_seconds(_stamp(p), speed) for p in paths]
@@ -331,9 +357,12 @@ def run(args: argparse.Namespace) -> int:
         for path, entry in zip(paths, entries):
             stored_ok &= store_lesson(path, entry, timeout=args.timeout, speed=speed, notebooks=args.notebooks,
                                       load=load)
-    summary = _summary(entries, mode, speed)
+    summary = _summary(entries, mode, speed, backbones)
     (out / "course-report.json").write_text(json.dumps(summary, indent=2))
     table = format_table(entries, mode)
+    built = sum(b["seconds"] for b in backbones)
+    table += (f"\n\nCourse backbones: {built:.1f} s now" if built else "\n\nCourse backbones: cached") + \
+        f" (building both takes {sum(b['build_seconds'] or 0 for b in backbones):.0f} s on the machine that built them)."
     speed_line = f"Machine speed: {speed:.1f} images/s.\n\n" if speed is not None else ""
     (out / "course-report.md").write_text(f"# Course report ({mode} mode)\n\n{speed_line}{table}\n")
     print()
