@@ -44,7 +44,7 @@ from torch import nn
 
 from .backbones import Encoder, get_backbone
 
-__all__ = ["bilinear_kernel", "BilinearUpsample", "FCNHead", "TorchvisionFCNHead", "FCN", "fcn", "VARIANTS"]
+__all__ = ["bilinear_kernel", "BilinearUpsample", "FCNHead", "TorchvisionFCNHead", "FCN", "fcn", "grow_fcn", "VARIANTS"]
 
 VARIANTS = ("32s", "16s", "8s")
 MIN_SIZE = 32
@@ -292,3 +292,41 @@ def fcn(num_classes: int, variant: str = "8s", backbone: str | Encoder = "vgg_ti
         fc_channels = 4096 if backbone == "vgg16" else 2 * encoder.out_channels[-1]
     return FCN(encoder, num_classes, variant=variant, head=head, up=up,
                fc_channels=fc_channels, fc_kernel=fc_kernel, dropout=dropout)
+
+
+def grow_fcn(coarser: FCN, variant: str) -> FCN:
+    """The next FCN of the paper's staged training: FCN-16s from a trained FCN-32s, FCN-8s from a trained FCN-16s.
+
+    The paper trains FCN-32s first, then initialises FCN-16s from it and fine-tunes, then FCN-8s from
+    FCN-16s (Long et al. 2015, section 4.2). The new skip scorer is zero-initialised and the new 2×
+    upsampling bilinear, so until training moves the new layers the grown network computes what
+    ``coarser`` computes (up to the difference between one bilinear upsampling and two in a row: well
+    a few percent of the scores' range at most, away from the borders; ``tests/models/test_fcn.py`` checks it):
+    every variant starts from the same model, and what fine-tuning adds is the skip's effect. ``coarser`` is left untouched
+    (its encoder, head and layers are copied).
+
+    Args:
+        coarser: a :class:`FCN` with one skip fewer than ``variant`` (``"32s"`` for ``"16s"``, ``"16s"`` for ``"8s"``).
+        variant: ``"16s"`` or ``"8s"``.
+
+    Returns:
+        A new :class:`FCN` of ``variant`` (same upsampling mode; the last upsampling fixed, as in :class:`FCN`).
+
+    Raises:
+        ValueError: ``variant`` is not the next one after ``coarser.variant``.
+    """
+    if variant not in VARIANTS[1:] or VARIANTS.index(variant) != VARIANTS.index(coarser.variant) + 1:
+        raise ValueError(f"grow_fcn adds one skip: FCN-{coarser.variant} grows into FCN-"
+                         f"{VARIANTS[min(VARIANTS.index(coarser.variant) + 1, 2)]}, not {variant!r}")
+    import copy
+
+    mode = coarser.upscore.mode
+    grown = FCN(copy.deepcopy(coarser.encoder), coarser.num_classes, variant, head=copy.deepcopy(coarser.head),
+                up=mode)
+    for old, new in zip(coarser.score_skips, grown.score_skips):  # the skips both have
+        new.load_state_dict(old.state_dict())
+    for old, new in zip(coarser.up_skips, grown.up_skips):
+        new.load_state_dict(old.state_dict())
+    grown.pretrained_loaded = coarser.pretrained_loaded
+    return grown
+

@@ -193,3 +193,40 @@ def test_torchvision_head_layout():
     head = TorchvisionFCNHead(64, 3)
     assert head[0].out_channels == 16 and head[0].kernel_size == (3, 3) and head[0].bias is None
     assert head[3].p == 0.1
+
+
+def test_grow_fcn_computes_what_the_coarser_net_computes_until_trained():
+    from segcourse.models.fcn import grow_fcn
+
+    torch.manual_seed(0)
+    fcn32 = fcn(4, "32s", "vgg_tiny", width=8, dropout=0.0).eval()
+    for p in (p for p in fcn32.parameters() if p.requires_grad):  # "trained": score_fr non-zero; the last upsampling stays fixed
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = torch.randn(1, 3, 256, 224)
+    fcn16 = grow_fcn(fcn32, "16s").eval()
+    fcn8 = grow_fcn(fcn16, "8s").eval()
+    inner = (slice(None), slice(None), slice(64, -64), slice(64, -64))
+    with torch.no_grad():
+        reference = fcn32(x)[inner]
+        assert reference.abs().max() > 0.1
+        # the new skip scores are zero: what is left is one 32x bilinear against 2x then 16x (2x, 2x, 8x),
+        # piecewise linear between nearly the same nodes (as test_fcn_skips_start_at_zero_so_8s_equals_32s_at_init)
+        for grown in (fcn16, fcn8):
+            spread = reference.max() - reference.min()
+            assert (grown(x)[inner] - reference).abs().max() < 0.05 * spread
+    assert [type(m) for m in fcn8.score_skips] == [nn.Conv2d, nn.Conv2d]
+    assert torch.count_nonzero(fcn8.score_skips[1].weight) == 0          # score_pool3: new, zero
+    torch.testing.assert_close(fcn8.score_skips[0].weight, fcn16.score_skips[0].weight)  # score_pool4 carried over
+    # the copies are independent: training the grown net leaves the coarser one as it was
+    before = [p.clone() for p in fcn32.parameters()]
+    next(fcn16.encoder.parameters()).data.add_(1.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, fcn32.parameters()))
+
+
+def test_grow_fcn_refuses_a_skip_it_cannot_add():
+    from segcourse.models.fcn import grow_fcn
+
+    with pytest.raises(ValueError, match="FCN-32s grows into FCN-16s, not '8s'"):
+        grow_fcn(fcn(4, "32s", "vgg_tiny", width=8), "8s")
+    with pytest.raises(ValueError, match="FCN-8s grows into FCN-8s, not '16s'"):
+        grow_fcn(fcn(4, "8s", "vgg_tiny", width=8), "16s")
