@@ -9,14 +9,17 @@
 * :mod:`~segcourse.metrics.panoptic` -- ``panoptic_quality`` (PQ, SQ, RQ) equal to torchmetrics'.
 * :mod:`~segcourse.metrics.instances` -- ``match_instances``, ``instance_f1`` (instance matching
   for the classical lessons).
+* :mod:`~segcourse.metrics.objects` -- ``object_recall``: per-object recall of small and large objects,
+  per class and class-agnostic (a diagnostic, lesson 05).
 * :mod:`~segcourse.metrics.explore` -- the pure functions behind the lesson-07 explorers.
 
 Everything takes class ids (not logits): use :func:`logits_to_pred` first.
 """
 
-from .boundary import average_surface_distance, boundary_iou, hausdorff_distance, surface_dice
+from .boundary import average_surface_distance, boundary_iou, hausdorff_distance, mean_boundary_iou, surface_dice
 from .confusion import ConfusionMatrix, confusion_matrix, logits_to_pred, scores_from_confusion
 from .mask_ap import mask_ap
+from .objects import object_recall
 from .panoptic import panoptic_quality
 
 __all__ = [
@@ -27,6 +30,8 @@ __all__ = [
     "hausdorff_distance",
     "logits_to_pred",
     "mask_ap",
+    "mean_boundary_iou",
+    "object_recall",
     "panoptic_quality",
     "scores_from_confusion",
     "surface_dice",

@@ -46,6 +46,7 @@ __all__ = [
     "boundary_band",
     "boundary_iou",
     "hausdorff_distance",
+    "mean_boundary_iou",
     "surface_dice",
     "surface_distances",
     "surface_pixels",
@@ -124,6 +125,32 @@ def boundary_iou(pred: Any, target: Any, dilation_ratio: float = 0.02) -> float:
     if union == 0:
         return math.nan
     return int(np.count_nonzero(bp & bt)) / union
+
+
+def mean_boundary_iou(pred: Any, target: Any, num_classes: int, dilation_ratio: float = 0.02) -> float:
+    """Boundary IoU of a multi-class prediction, averaged over images and foreground classes.
+
+    For every image and every class ``c = 1 .. num_classes - 1`` present in the prediction or the truth,
+    :func:`boundary_iou` of ``pred == c`` against ``target == c``; the mean of those values (a class
+    absent from both is left out, as both-empty gives NaN). Class 0 is the background.
+
+    Args:
+        pred, target: ``(N, H, W)`` integer class maps (numpy or torch).
+        num_classes: number of classes, background included.
+        dilation_ratio: band width as a fraction of the image diagonal.
+
+    Returns:
+        The mean as a float; NaN when no foreground class appears anywhere.
+
+    Raises:
+        ValueError: shapes differ or are not ``(N, H, W)``.
+    """
+    p, t = np.asarray(pred), np.asarray(target)
+    if p.shape != t.shape or p.ndim != 3:
+        raise ValueError(f"pred and target must both be (N, H, W) class maps, got {p.shape} and {t.shape}")
+    scores = [boundary_iou(pi == c, ti == c, dilation_ratio) for pi, ti in zip(p, t) for c in range(1, num_classes)
+              if (pi == c).any() or (ti == c).any()]
+    return float(np.mean(scores)) if scores else math.nan
 
 
 def surface_pixels(mask: Any) -> np.ndarray:
