@@ -1,6 +1,6 @@
 """Segmentation models of the course, each composed as ``encoder -> decoder -> head``.
 
-* :func:`fcn` / :class:`FCN` -- FCN-32s/16s/8s (Long et al. 2015, https://arxiv.org/abs/1411.4038)
+* :func:`fcn` / :class:`FCN` -- FCN-32s/16s/8s (Long et al. 2015, https://arxiv.org/abs/1411.4038); :func:`grow_fcn` for the paper's staged training
 * :func:`unet` / :class:`UNet` -- U-Net (Ronneberger et al. 2015, https://arxiv.org/abs/1505.04597)
 * :func:`deeplabv3` / :class:`DeepLabV3` -- DeepLabV3 (Chen et al. 2017, https://arxiv.org/abs/1706.05587)
 * :func:`deeplabv3plus` / :class:`DeepLabV3Plus` -- DeepLabV3+ (Chen et al. 2018, https://arxiv.org/abs/1802.02611)
@@ -29,6 +29,7 @@ from .backbones import (
                         effective_receptive_field,
                         erf_radius,
                         get_backbone,
+                        lattice_period,
                         receptive_field,
                         resnet18,
                         resnet34,
@@ -39,19 +40,19 @@ from .backbones import (
                         vgg_tiny,
 )
 from .deeplab import ASPP, ASPPPooling, DeepLabV3, DeepLabV3Plus, DeepLabV3PlusDecoder, deeplabv3, deeplabv3plus
-from .fcn import FCN, BilinearUpsample, FCNHead, TorchvisionFCNHead, bilinear_kernel, fcn
+from .fcn import FCN, BilinearUpsample, FCNHead, TorchvisionFCNHead, bilinear_kernel, fcn, grow_fcn
 from .outputs import model_logits
-from .parameters import count_parameters
+from .parameters import count_flops, count_parameters
 from .pretrained import cached_weights_path, load_cached_weights
 from .unet import UNet, unet
 
 __all__ = [
     "UNet", "unet",
-    "FCN", "fcn", "FCNHead", "TorchvisionFCNHead", "BilinearUpsample", "bilinear_kernel",
+    "FCN", "fcn", "grow_fcn", "FCNHead", "TorchvisionFCNHead", "BilinearUpsample", "bilinear_kernel",
     "DeepLabV3", "DeepLabV3Plus", "DeepLabV3PlusDecoder", "ASPP", "ASPPPooling", "deeplabv3", "deeplabv3plus",
     "Encoder", "VGGEncoder", "ResNetEncoder", "TorchvisionResNetEncoder", "BasicBlock", "BACKBONES", "get_backbone",
     "vgg_tiny", "vgg16", "resnet_tiny", "resnet18", "resnet34", "resnet50", "resnet101",
     "cached_weights_path", "load_cached_weights",
-    "receptive_field", "conv_layers", "effective_receptive_field", "erf_radius", "count_parameters",
+    "receptive_field", "conv_layers", "effective_receptive_field", "erf_radius", "lattice_period", "count_parameters", "count_flops",
     "model_logits",
 ]

@@ -536,3 +536,28 @@ def erf_radius(erf: torch.Tensor, mass: float = 0.9) -> float:
     cum = torch.cumsum(erf.flatten()[order], 0) / erf.sum().clamp_min(1e-12)
     idx = int(torch.searchsorted(cum, torch.tensor(mass, dtype=cum.dtype)).clamp(max=len(cum) - 1))
     return float(dist[order][idx])
+
+
+def lattice_period(erf: torch.Tensor) -> float:
+    """The strongest repeating period, in pixels, of an effective receptive field's column profile.
+
+    A strided or dilated network reads its input through a lattice of spots (gridding, lesson 05); the
+    lattice shows as a peak in the Fourier spectrum of ``sqrt(erf)`` summed over rows. Frequencies below
+    ``W // 24`` cycles per image (periods longer than ``W / (W // 24)``, about 24 px) are left out: the smooth,
+    roughly Gaussian envelope of every ERF would win there.
+
+    Args:
+        erf: (H, W) non-negative map (e.g. from :func:`effective_receptive_field`), ``W >= 4``.
+
+    Returns:
+        The period ``W / f`` of the strongest remaining frequency ``f`` (in pixels).
+
+    Raises:
+        ValueError: ``erf`` is not 2-D or is narrower than 4 pixels.
+    """
+    if erf.ndim != 2 or erf.shape[1] < 4:
+        raise ValueError(f"erf must be a 2-D (H, W) map with W >= 4, got shape {tuple(erf.shape)}")
+    profile = erf.clamp_min(0).sqrt().sum(0)
+    spectrum = torch.fft.rfft(profile - profile.mean()).abs()
+    low = max(1, len(profile) // 24)
+    return len(profile) / (int(spectrum[low:].argmax()) + low)

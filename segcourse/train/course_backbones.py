@@ -208,13 +208,18 @@ def course_backbone(name: str, mode: str | None = None, *, verbose: bool = True)
         verbose: print where the weights come from.
 
     Returns:
-        The encoder (``width`` of the recipe); ``encoder.pretrained_loaded`` is ``True``.
+        The encoder (``width`` of the recipe); ``encoder.pretrained_loaded`` is ``True``, and
+        ``encoder.image_mean`` / ``encoder.image_std`` ``(1, 3, 1, 1)`` are the per-channel statistics of the
+        images it was pre-trained on (of ``images_to_tensors``' [0, 1] scale): normalise with these.
     """
     mode = mode or get_mode()
     path = build_course_backbone(name, mode)
     encoder = _encoder(recipe(name, mode))
     loaded = load_checkpoint(path, encoder)
     encoder.pretrained_loaded = True
+    # the image statistics it was pre-trained with: normalise a lesson's images with these, as with ImageNet's
+    encoder.image_mean = torch.tensor(loaded.config["image_mean"]).view(1, 3, 1, 1)
+    encoder.image_std = torch.tensor(loaded.config["image_std"]).view(1, 3, 1, 1)
     if verbose:
         cfg = loaded.config
         r = cfg["course_backbone"]
