@@ -26,6 +26,7 @@ from .backbones import (
                         TorchvisionResNetEncoder,
                         VGGEncoder,
                         conv_layers,
+                        dilation_for_output_stride,
                         effective_receptive_field,
                         erf_radius,
                         get_backbone,
@@ -53,6 +54,6 @@ __all__ = [
     "Encoder", "VGGEncoder", "ResNetEncoder", "TorchvisionResNetEncoder", "BasicBlock", "BACKBONES", "get_backbone",
     "vgg_tiny", "vgg16", "resnet_tiny", "resnet18", "resnet34", "resnet50", "resnet101",
     "cached_weights_path", "load_cached_weights",
-    "receptive_field", "conv_layers", "effective_receptive_field", "erf_radius", "lattice_period", "count_parameters", "count_flops",
+    "receptive_field", "conv_layers", "dilation_for_output_stride", "effective_receptive_field", "erf_radius", "lattice_period", "count_parameters", "count_flops",
     "model_logits",
 ]
