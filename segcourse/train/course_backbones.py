@@ -21,8 +21,8 @@ weights can show honestly.
 Cache: ``data_root()/backbones/<name>-<mode>-<fingerprint>.safetensors`` (written atomically by
 :func:`~segcourse.train.checkpoint.save_checkpoint`; the JSON config inside records the recipe,
 the validation mIoU of the pre-training network and the build time). The fingerprint hashes the
-recipe, the source of the modules that define the encoder and the pre-training network, this
-module, and the dataset generator's fingerprint: editing any of them rebuilds the encoder instead
+recipe, the source of the modules that define the encoder and the pre-training network, the functions
+here that build and train it, and the dataset generator's fingerprint: editing any of them rebuilds the encoder instead
 of silently reusing a stale one. Building is deterministic (fixed seed) on one machine; on
 another CPU the floating-point result differs, as every training does.
 
@@ -104,7 +104,7 @@ def _recipes(size: int, count: int, epochs: int, rsize: int, rcount: int, repoch
 #: mode -> encoder name -> recipe. Smoke mode: a few steps, so that every cell runs in seconds.
 RECIPES: dict[str, dict[str, BackboneRecipe]] = {
     "smoke": _recipes(64, 16, 1, 64, 16, 1),
-    "quick": _recipes(96, 2048, 12, 64, 4096, 8),
+    "quick": _recipes(96, 2048, 15, 64, 4096, 12),
     "full": _recipes(128, 8000, 30, 128, 8000, 30),
 }
 
@@ -130,8 +130,10 @@ def _source(obj) -> str:
 def fingerprint(r: BackboneRecipe) -> str:
     """16 hex characters: a hash of the recipe, the code that builds and trains it, and its data's generator."""
     digest = hashlib.sha256(json.dumps(asdict(r), sort_keys=True).encode())
-    for func in (get_backbone, fcn, deeplabv3plus, fingerprint):  # the modules that define them
+    for func in (get_backbone, fcn, deeplabv3plus):  # the modules that define the encoders and the networks
         digest.update(_source(sys.modules[func.__module__]).encode())
+    for func in (_encoder, _network, images_to_tensors, build_course_backbone):  # how they are trained here
+        digest.update(_source(func).encode())
     digest.update(generator_fingerprint(r.dataset).encode())
     return digest.hexdigest()[:16]
 
