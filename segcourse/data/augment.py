@@ -7,7 +7,11 @@ image must move the mask the same way, and nothing may invent or rescale class i
   ``transform(image=image, mask=mask)``, so both see the same random parameters;
 * the mask is resampled with **nearest neighbour** -- bilinear would average class 1 and class 3
   into a class 2 that was never drawn there (albumentations uses nearest for masks by default;
-  the pipelines here say so explicitly);
+  the pipelines here say so explicitly). For *resizes* use ``cv2.INTER_NEAREST_EXACT``: OpenCV's
+  legacy ``INTER_NEAREST`` resize takes the pixel under each output pixel's top-left corner, so
+  the mask lands half an output pixel down and right of the bilinearly resized image. Warps
+  (``Affine``, ``ElasticTransform``: ``cv2.warpAffine``/``cv2.remap``) round the very coordinate
+  the image samples, so ``INTER_NEAREST`` is aligned there (:func:`mask_offset` measures both);
 * photometric transforms (brightness, contrast, blur, noise) and :class:`albumentations.Normalize`
   touch only the image -- a mask divided by 255 turns class ids into fractions that
   ``long()`` rounds to 0;
@@ -39,10 +43,15 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 
-__all__ = ["LEVELS", "audit_transform", "describe_transform", "eval_transform", "paired_crop_flip", "train_transform"]
+__all__ = ["LEVELS", "RESIZING", "audit_transform", "describe_transform", "eval_transform", "mask_offset", "paired_crop_flip",
+           "train_transform"]
 
 #: Strengths of :func:`train_transform`, weakest first.
 LEVELS = ("none", "light", "medium", "strong")
+
+#: albumentations transforms that resize with ``cv2.resize`` (their masks want ``cv2.INTER_NEAREST_EXACT``);
+#: the warps (``Affine``, ``Rotate``, ``ElasticTransform``...) are aligned with ``cv2.INTER_NEAREST``.
+RESIZING = ("Resize", "RandomResizedCrop", "RandomSizedCrop", "LongestMaxSize", "SmallestMaxSize", "RandomScale")
 
 
 def _albumentations():
@@ -187,9 +196,10 @@ def describe_transform(transform, indent: str = "") -> list[str]:
     """One short line per step of an albumentations pipeline, instead of its repr (one wall of every argument).
 
     Each line names the transform, its probability ``p``, the few arguments that say what it does, and for
-    geometric transforms how the mask is treated: ``mask: nearest`` (cv2.INTER_NEAREST, the only safe
-    choice for class ids) and ``fill_mask`` (the value of pixels brought in from outside). Transforms that
-    only change pixel values say ``image only``.
+    geometric transforms how the mask is treated: ``mask: nearest`` (``cv2.INTER_NEAREST`` on a warp, or
+    ``cv2.INTER_NEAREST_EXACT``: the safe choices for class ids), ``mask: legacy nearest (shifted ...)`` for a
+    resize (:data:`RESIZING`) with ``cv2.INTER_NEAREST``, and ``fill_mask`` (the value of pixels brought in
+    from outside). Transforms that only change pixel values say ``image only``.
 
     Args:
         transform: an ``albumentations.Compose``, ``OneOf`` or single transform.
@@ -218,7 +228,12 @@ def describe_transform(transform, indent: str = "") -> list[str]:
     mask_parts = []
     if "mask_interpolation" in args:
         mi = args["mask_interpolation"]
-        mask_parts.append("mask: nearest" if mi == cv2.INTER_NEAREST else f"mask: interpolation {mi} (NOT nearest)")
+        if mi == cv2.INTER_NEAREST and name in RESIZING:
+            mask_parts.append("mask: legacy nearest (shifted half a pixel; use INTER_NEAREST_EXACT)")
+        elif mi in (cv2.INTER_NEAREST, cv2.INTER_NEAREST_EXACT):
+            mask_parts.append("mask: nearest")
+        else:
+            mask_parts.append(f"mask: interpolation {mi} (NOT nearest)")
     if "fill_mask" in args and name not in ("RandomCrop", "CenterCrop"):
         mask_parts.append(f"fill_mask {_short(args['fill_mask'])}")
     try:
@@ -280,7 +295,8 @@ def audit_transform(transform: Callable, image: np.ndarray, mask: np.ndarray, *,
             raise ValueError(f"the transform returned a {m.dtype} mask"
                              + (f" with non-integer values such as {frac[:3].tolist()}" if frac.size else "")
                              + "; masks must stay integer class ids: do not normalise or divide them, and resample "
-                               "them with nearest neighbour (mask_interpolation=cv2.INTER_NEAREST)")
+                               "them with nearest neighbour (mask_interpolation=cv2.INTER_NEAREST_EXACT for a "
+                               "resize, cv2.INTER_NEAREST for a warp)")
         new = set(np.unique(m).tolist()) - ids_in - {ignore_index}
         if new:
             raise ValueError(f"the transform invented class ids {sorted(new)} that were not in the input mask "
@@ -291,6 +307,48 @@ def audit_transform(transform: Callable, image: np.ndarray, mask: np.ndarray, *,
     verdict = (f"passed: {int(trials)} draws, the mask stayed {dtype_out} class ids {sorted(ids_out - {ignore_index})}"
                f"{added}, same size as the image, no new class")
     return {"ids_in": sorted(ids_in), "ids_out": sorted(ids_out), "dtype_out": str(dtype_out), "verdict": verdict}
+
+
+def mask_offset(transform: Callable, size: int = 97) -> tuple[float, float]:
+    """How far a transform moves the mask against the image: mean ``(rows, columns)`` offset in output pixels.
+
+    The probe image holds each pixel's own position, ``(row, column, 1)`` as float32, so after the transform
+    its first two channels say *where the image sampled* (bilinear interpolation reproduces a linear ramp
+    exactly). The probe mask holds the same positions as one code ``row * size + column``, so after the
+    transform it says *which pixel each label came from*. Their difference, converted from input to output
+    pixels with the local Jacobian of the transform, is averaged over the pixels whose image sample lies
+    inside the input (2 pixels away from any border fill).
+
+    Args:
+        transform: called as ``transform(image=(size, size, 3) float32, mask=(size, size) float32)``, e.g. an
+            ``albumentations.Compose`` (one random draw; seed it for a repeatable answer).
+        size: side of the probe, at most 4096 (the codes stay exact in float32).
+
+    Returns:
+        ``(rows, columns)``: positive means the mask lies further down / right than the image. OpenCV's legacy
+        ``INTER_NEAREST`` resize gives about ``(0.5, 0.5)`` for a non-integer factor; ``INTER_NEAREST_EXACT``,
+        and ``INTER_NEAREST`` in a warp (``Affine``, ``ElasticTransform``), give about ``(0, 0)``.
+
+    Raises:
+        ValueError: ``size`` outside 8..4096, or no output pixel sampled the inside of the probe.
+    """
+    from scipy import ndimage
+
+    if not 8 <= int(size) <= 4096:
+        raise ValueError(f"size must be between 8 and 4096, got {size!r}")
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    out = transform(image=np.stack([yy, xx, np.ones_like(xx)], axis=-1), mask=yy * size + xx)
+    image, code = np.asarray(out["image"], np.float64), np.asarray(out["mask"], np.float64)
+    rows, cols = image[..., 0], image[..., 1]
+    inside = (image[..., 2] > 1 - 1e-4) & (rows >= 0) & (cols >= 0) & (rows <= size - 1) & (cols <= size - 1)
+    inside = ndimage.binary_erosion(inside, iterations=2)
+    if not inside.any():
+        raise ValueError("no output pixel sampled the inside of the probe; give a larger size")
+    (dr_dy, dr_dx), (dc_dy, dc_dx) = np.gradient(rows), np.gradient(cols)
+    jacobian = np.stack([np.stack([dr_dy, dr_dx], -1), np.stack([dc_dy, dc_dx], -1)], -2)[inside]   # (K, 2, 2)
+    taken = np.stack([np.floor(code / size) - rows, code % size - cols], -1)[inside]              # input pixels
+    offset = -np.linalg.solve(jacobian, taken[..., None])[..., 0].mean(0)    # label from above-left = mask moved down-right
+    return float(offset[0]) + 0.0, float(offset[1]) + 0.0
 
 
 def paired_crop_flip(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int],

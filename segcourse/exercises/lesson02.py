@@ -126,6 +126,24 @@ def _coded_pair(h, w, seed):
     return image, mask
 
 
+def _usable(out_image, out_mask):
+    """The pair must reach a DataLoader: torch.from_numpy and default_collate refuse negative strides."""
+    import torch
+    from torch.utils.data import default_collate
+
+    for name, arr in (("image", out_image), ("mask", out_mask)):
+        if any(step < 0 for step in arr.strides):
+            raise CheckFailed(f"the {name} you return is a view with a negative stride {arr.strides} (what [:, ::-1] "
+                              f"makes): torch.from_numpy and the DataLoader refuse it; return "
+                              f"np.ascontiguousarray({name}) (or {name}.copy()) after flipping")
+    try:
+        torch.from_numpy(out_image), torch.from_numpy(out_mask)
+        default_collate([(out_image, out_mask), (out_image, out_mask)])
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise CheckFailed(f"torch.from_numpy or the DataLoader's default_collate refuses your image and mask "
+                          f"({exc}); return contiguous NumPy arrays (np.ascontiguousarray)") from None
+
+
 def _locate(image, mask_src, out_image, out_mask, size):
     """Check one output pair: returns whether it was flipped; raises CheckFailed if out of sync."""
     h, w = size
@@ -151,7 +169,8 @@ def _locate(image, mask_src, out_image, out_mask, size):
           goal="Write the core of segmentation augmentation: draw the random parameters once, apply them to both.",
           hint="Draw top = rng.integers(0, H - h + 1), left = rng.integers(0, W - w + 1) and flip = rng.random() < 0.5 "
                "ONCE; slice image[top:top+h, left:left+w] and mask[top:top+h, left:left+w]; if flip, reverse "
-               "both along axis 1 ([:, ::-1]).")
+               "both along axis 1 ([:, ::-1]); return np.ascontiguousarray(...) of both, since torch.from_numpy "
+               "refuses the negative-stride view a flip makes.")
 def check_paired_crop_flip(candidate):
     rng = np.random.default_rng(2024)
     image, mask = _coded_pair(20, 30, 7)
@@ -161,6 +180,7 @@ def check_paired_crop_flip(candidate):
             out_image, out_mask = candidate(image.copy(), mask.copy(), (8, 12), rng)
             out_image, out_mask = np.asarray(out_image), np.asarray(out_mask)
             flips.add(_locate(image, mask, out_image, out_mask, (8, 12)))
+            _usable(out_image, out_mask)
             corners.add((int(out_image[0, 0, 0]), int(min(out_image[0, 0, 1], out_image[0, -1, 1]))))
         if flips != {True, False}:
             raise CheckFailed("in 60 draws the crops were " + ("always" if True in flips else "never")
@@ -169,7 +189,9 @@ def check_paired_crop_flip(candidate):
             raise CheckFailed(f"only {len(corners)} different crop positions in 60 draws; draw the corner at random")
     with case("crop as large as the image"):
         out_image, out_mask = candidate(image.copy(), mask.copy(), (20, 30), rng)
-        _locate(image, mask, np.asarray(out_image), np.asarray(out_mask), (20, 30))
+        out_image, out_mask = np.asarray(out_image), np.asarray(out_mask)
+        _locate(image, mask, out_image, out_mask, (20, 30))
+        _usable(out_image, out_mask)
 
 
 # ------------------------------------------------------------------------------- 2.5 pairing by stem

@@ -12,6 +12,7 @@ from segcourse.data.augment import (
     audit_transform,
     describe_transform,
     eval_transform,
+    mask_offset,
     paired_crop_flip,
     train_transform,
 )
@@ -171,6 +172,49 @@ def test_describe_transform_is_short_and_names_what_matters_for_masks():
     assert any(line.startswith("    GaussianBlur") for line in lines)          # OneOf's children indented
     bad = describe_transform(A.Compose([A.Resize(8, 8, mask_interpolation=cv2.INTER_LINEAR)]))
     assert bad == ["Resize  p=1  height 8, width 8  [mask: interpolation 1 (NOT nearest)]"]
+    legacy = describe_transform(A.Resize(8, 8, mask_interpolation=cv2.INTER_NEAREST))
+    assert legacy == ["Resize  p=1  height 8, width 8  [mask: legacy nearest (shifted half a pixel; use INTER_NEAREST_EXACT)]"]
+    assert describe_transform(A.Resize(8, 8, mask_interpolation=cv2.INTER_NEAREST_EXACT)) == [
+        "Resize  p=1  height 8, width 8  [mask: nearest]"]
+
+
+def test_mask_offset_legacy_nearest_resize_shifts_exact_and_warps_do_not():
+    """The measured claim of lesson 02: legacy INTER_NEAREST resizes put the mask half an output pixel down-right
+    of the bilinear image (the floor(j * in / out) rule, derived here); INTER_NEAREST_EXACT and warps do not."""
+    import albumentations as A
+    import cv2
+
+    def resize(out, mask_interpolation):
+        return A.Compose([A.Resize(out, out, interpolation=cv2.INTER_LINEAR, mask_interpolation=mask_interpolation)])
+
+    n = 97
+    for out in (40, 240):
+        j = np.arange(out)
+        sample = (j + 0.5) * n / out - 0.5                                   # where bilinear samples (input px)
+        taken = np.floor(j * n / out)                                        # the legacy nearest rule
+        inner = (sample >= 2) & (sample <= n - 3)
+        expected = float(-((taken - sample)[inner]).mean() * out / n)
+        rows, cols = mask_offset(resize(out, cv2.INTER_NEAREST), n)
+        assert rows == pytest.approx(expected, abs=0.01) and cols == pytest.approx(expected, abs=0.01)
+        assert expected == pytest.approx(0.5, abs=0.02)
+        assert np.allclose(mask_offset(resize(out, cv2.INTER_NEAREST_EXACT), n), 0, atol=0.01)
+    assert np.allclose(mask_offset(resize(2 * n, cv2.INTER_NEAREST), n), 0, atol=0.01)   # integer up-scaling: exact
+    nearest = dict(interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST, p=1.0)
+    for seed in range(3):
+        affine = A.Compose([A.Affine(scale=(0.7, 1.3), rotate=(-45, 45), shear=(-12, 12), **nearest)], seed=seed)
+        elastic = A.Compose([A.ElasticTransform(alpha=30, sigma=5, **nearest)], seed=seed)
+        assert np.allclose(mask_offset(affine), 0, atol=0.02)
+        assert np.allclose(mask_offset(elastic), 0, atol=0.05)
+
+
+def test_mask_offset_sees_a_mask_rolled_by_one_pixel():
+    def roll_mask(image, mask):
+        return {"image": image, "mask": np.roll(mask, 1, axis=1)}       # the mask moves one column right
+
+    rows, cols = mask_offset(roll_mask, 32)
+    assert rows == pytest.approx(0, abs=1e-9) and cols == pytest.approx(1, abs=1e-9)
+    with pytest.raises(ValueError, match="size"):
+        mask_offset(roll_mask, 4)
 
 
 def test_audit_states_a_verdict():

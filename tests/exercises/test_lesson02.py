@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from segcourse.exercises.lesson02 import bilinear_demo_mask, bilinear_ids, divide_demo_mask, normalised_mask_ids
-from segcourse.exercises.registry import learner_stub, verify_exercise
+from segcourse.exercises.registry import learner_stub, run_check, verify_exercise
 
 
 # ---- 2.1 RLE -------------------------------------------------------------------------------------
@@ -36,6 +36,16 @@ def rle_foreground_runs_only(mask):
 
 # ---- 2.4 paired crop and flip ---------------------------------------------------------------------
 def crop_flip_solution(image, mask, size, rng):
+    h, w = size
+    top = rng.integers(0, image.shape[0] - h + 1)
+    left = rng.integers(0, image.shape[1] - w + 1)
+    image, mask = image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
+    if rng.random() < 0.5:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+
+def crop_flip_negative_stride(image, mask, size, rng):       # in sync, but returns the flipped views (the old solution)
     h, w = size
     top = rng.integers(0, image.shape[0] - h + 1)
     left = rng.integers(0, image.shape[1] - w + 1)
@@ -111,7 +121,8 @@ CASES = {
     "2.2": dict(stub=None, wrong=[{0, 1, 3}, {0, 3}, [0, 1], "0,1,2,3"], solution={0, 1, 2, 3}),
     "2.3": dict(stub=None, wrong=[{0, 1, 2, 3, 255}, {0}, {0, 255}], solution={0, 1}),
     "2.4": dict(stub=learner_stub, wrong=[crop_flip_independent_draws, crop_flip_image_only, crop_flip_never_flips,
-                                   crop_flip_resizes, crop_flip_float_mask], solution=crop_flip_solution),
+                                   crop_flip_resizes, crop_flip_float_mask, crop_flip_negative_stride],
+                solution=crop_flip_solution),
     "2.5": dict(stub=learner_stub, wrong=[pair_sorted_zip, pair_by_stem_silently_drops, pair_by_stem_vague_error],
                 solution=pair_solution),
 }
@@ -133,3 +144,10 @@ def test_predict_answers_are_what_the_code_does():
 def test_sorted_zip_really_mispairs_when_a_mask_is_missing():
     pairs = pair_sorted_zip(["x1.png", "x2.png", "x3.png"], ["x1.png", "x3.png"])
     assert pairs == [("x1.png", "x1.png"), ("x2.png", "x3.png")]        # x2's image trained on x3's mask
+
+
+def test_negative_stride_answer_fails_with_the_fix_in_its_hint():
+    """The flipped view is in sync with its image but unusable: the verdict must say why and how to fix it."""
+    result = run_check("2.4", crop_flip_negative_stride)
+    assert "negative stride" in result.message and "np.ascontiguousarray" in result.message, result.message
+    assert "Traceback" not in result.message
