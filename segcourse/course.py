@@ -287,17 +287,31 @@ def _header(mode: str, speed: float | None, log=print) -> None:
             f"a quiet fast 2-core machine gives about 70)", flush=True)
 
 
-def build_backbones(mode: str, log=print) -> list[dict]:
-    """Pre-train the course backbones of ``mode`` that are not cached yet (:mod:`segcourse.train.course_backbones`).
+def needed_backbones(paths: list[Path]) -> list[str]:
+    """The course backbones the lessons ``paths`` load (``course_backbone("NAME")`` in a code cell), in order."""
+    import re
+
+    import nbformat
+
+    names: list[str] = []
+    for path in paths:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                names += [n for n in re.findall(r"course_backbone\(\s*[\"'](\w+)[\"']", cell.source) if n not in names]
+    return names
+
+
+def build_backbones(names: list[str], mode: str, log=print) -> list[dict]:
+    """Pre-train the course backbones ``names`` of ``mode`` that are not cached yet (:mod:`segcourse.train.course_backbones`).
 
     Returns one entry per encoder: ``{"name", "seconds"}`` (the time spent now: 0 when it was cached) and
     ``"build_seconds"`` (what building it took, from its cached file).
     """
     from .train.checkpoint import read_file
-    from .train.course_backbones import RECIPES, backbone_path, build_course_backbone
+    from .train.course_backbones import backbone_path, build_course_backbone
 
     entries = []
-    for name in RECIPES[mode]:
+    for name in names:
         start = time.perf_counter()
         cached = backbone_path(name, mode).exists()
         path = build_course_backbone(name, mode, log=lambda m: log(f"  {m}", flush=True))
@@ -341,8 +355,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"WARNING: other work is using this machine (load {load:.2f} per CPU): the stored seconds and "
                   "speed will be pessimistic, and a lesson's time budget may cut its training short. Store on a "
                   "quiet machine.", flush=True)
-    print("Course backbones (pre-trained once, cached; lessons 03 and 05 start from them):", flush=True)
-    backbones = build_backbones(mode)
+    names = needed_backbones(paths)
+    if names:
+        print(f"Course backbones the lessons start from ({', '.join(names)}; pre-trained once, cached):", flush=True)
+    backbones = build_backbones(names, mode)
     if args.spread is not None:
         return run_spread(paths, args.spread, mode=mode, out=out, timeout=args.timeout, speed=speed)
     expected = [_expected_seconds(_stamp(p), speed) for p in paths]
@@ -360,9 +376,10 @@ def run(args: argparse.Namespace) -> int:
     summary = _summary(entries, mode, speed, backbones)
     (out / "course-report.json").write_text(json.dumps(summary, indent=2))
     table = format_table(entries, mode)
-    built = sum(b["seconds"] for b in backbones)
-    table += (f"\n\nCourse backbones: {built:.1f} s now" if built else "\n\nCourse backbones: cached") + \
-        f" (building both takes {sum(b['build_seconds'] or 0 for b in backbones):.0f} s on the machine that built them)."
+    if backbones:
+        built = sum(b["seconds"] for b in backbones)
+        table += (f"\n\nCourse backbones: {built:.1f} s now" if built else "\n\nCourse backbones: cached") + \
+            f" (building them takes {sum(b['build_seconds'] or 0 for b in backbones):.0f} s on the machine that built them)."
     speed_line = f"Machine speed: {speed:.1f} images/s.\n\n" if speed is not None else ""
     (out / "course-report.md").write_text(f"# Course report ({mode} mode)\n\n{speed_line}{table}\n")
     print()

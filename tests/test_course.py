@@ -202,3 +202,14 @@ def test_spread_table_and_tolerances_from_runs():
     assert spread.tolerance(0.005, 0.01) == 0.01      # the floor
     assert spread.tolerance(0.031, 0.01) == 0.07      # 2 x range, rounded up to two decimals
     assert spread.tolerance(0.02, 0.01) == 0.04
+
+
+def test_the_course_builds_only_the_backbones_its_lessons_load(tmp_path):
+    folder = tmp_path / "solutions"
+    folder.mkdir()
+    _notebook(folder / "03_a.ipynb", "backbone = course_backbone('vgg_tiny')  # lesson 03", "x = 1")
+    _notebook(folder / "05_b.ipynb", 'enc = course_backbone("resnet_tiny")\nagain = course_backbone("vgg_tiny")')
+    _notebook(folder / "06_c.ipynb", "# no backbone here: course_backbone is not called")
+    assert course.needed_backbones(course.lessons(folder)) == ["vgg_tiny", "resnet_tiny"]
+    assert course.needed_backbones(course.lessons(folder, ["06"])) == []
+    assert course.needed_backbones(course.lessons(course.ROOT / "solutions", ["03", "05"])) == ["vgg_tiny", "resnet_tiny"]
