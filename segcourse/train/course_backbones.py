@@ -104,7 +104,7 @@ def _recipes(size: int, count: int, epochs: int, rsize: int, rcount: int, repoch
 #: mode -> encoder name -> recipe. Smoke mode: a few steps, so that every cell runs in seconds.
 RECIPES: dict[str, dict[str, BackboneRecipe]] = {
     "smoke": _recipes(64, 16, 1, 64, 16, 1),
-    "quick": _recipes(96, 2048, 15, 64, 4096, 12),
+    "quick": _recipes(96, 2048, 15, 64, 4096, 20),
     "full": _recipes(128, 8000, 30, 128, 8000, 30),
 }
 
