@@ -10,6 +10,12 @@ images with small objects (the course's ``cells``: nuclei about 14-22 px across)
   than torchvision's defaults for 800 px photos (``rpn_pre_nms_top_n``, ``rpn_post_nms_top_n``);
 * heads: ``MultiScaleRoIAlign`` 7 x 7 (boxes) and 14 x 14 (masks, predicted at 28 x 28), a small
   two-layer MLP box head and a two-convolution mask head;
+* sized for a CPU: 32 sampled RoIs per image for the box and mask losses (torchvision: 512; at its
+  positive fraction 0.25 that is up to 8 positive RoIs per image for the mask head, about one per
+  nucleus) and adaptive RoIAlign sampling (``sampling_ratio=0``: ``ceil(bin size)`` samples per bin
+  and axis: one on the 7 x 7 grid for a RoI up to 7 feature cells, 28 px at stride 4, the size of
+  these nuclei; torchvision's Mask R-CNN uses 2). On a CPU, ``roi_align``'s backward pass and the mask
+  head cost in proportion to the sampled RoIs and samples, and with 128 RoIs they took most of a step;
 * the transform keeps the image size (``min_size = max_size = image_size``): torchvision would
   otherwise upscale a 96 px image to 800 px.
 
@@ -67,8 +73,8 @@ class TinyFPNBackbone(nn.Module):
 def mask_rcnn(num_classes: int = 2, image_size: int = 96, width: int = 16, fpn_channels: int = 64, levels: int = 2,
               anchor_sizes: Sequence[int] = (16, 32), aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
               rpn_pre_nms_top_n: tuple[int, int] = (600, 300), rpn_post_nms_top_n: tuple[int, int] = (300, 150),
-              box_batch_size_per_image: int = 128, representation: int = 128, mask_layers: Sequence[int] = (64, 64),
-              detections_per_img: int = 100, score_thresh: float = 0.05):
+              box_batch_size_per_image: int = 32, sampling_ratio: int = 0, representation: int = 128,
+              mask_layers: Sequence[int] = (64, 64), detections_per_img: int = 100, score_thresh: float = 0.05):
     """A small ``torchvision.models.detection.MaskRCNN``, randomly initialised (nothing downloaded).
 
     Args:
@@ -80,7 +86,9 @@ def mask_rcnn(num_classes: int = 2, image_size: int = 96, width: int = 16, fpn_c
         anchor_sizes: one anchor side (pixels) per level.
         aspect_ratios: anchor ``h / w`` ratios at every level.
         rpn_pre_nms_top_n, rpn_post_nms_top_n: proposals per level before NMS / per image after, ``(train, test)``.
-        box_batch_size_per_image: sampled RoIs per image for the box and mask losses.
+        box_batch_size_per_image: sampled RoIs per image for the box and mask losses (a quarter of them at
+            most positive: the mask head's RoIs).
+        sampling_ratio: RoIAlign samples per bin and axis for both heads (``0``: adaptive, ``ceil(bin size)``).
         representation: width of the two-layer MLP box head.
         mask_layers: channels of the mask head's 3 x 3 convolutions.
         detections_per_img, score_thresh: inference limits.
@@ -103,12 +111,12 @@ def mask_rcnn(num_classes: int = 2, image_size: int = 96, width: int = 16, fpn_c
         rpn_pre_nms_top_n_train=rpn_pre_nms_top_n[0], rpn_pre_nms_top_n_test=rpn_pre_nms_top_n[1],
         rpn_post_nms_top_n_train=rpn_post_nms_top_n[0], rpn_post_nms_top_n_test=rpn_post_nms_top_n[1],
         rpn_batch_size_per_image=128,
-        box_roi_pool=MultiScaleRoIAlign(names, output_size=7, sampling_ratio=2),
+        box_roi_pool=MultiScaleRoIAlign(names, output_size=7, sampling_ratio=sampling_ratio),
         box_head=TwoMLPHead(fpn_channels * 7 * 7, representation),
         box_predictor=FastRCNNPredictor(representation, num_classes),
         box_batch_size_per_image=box_batch_size_per_image,
         box_detections_per_img=detections_per_img, box_score_thresh=score_thresh,
-        mask_roi_pool=MultiScaleRoIAlign(names, output_size=14, sampling_ratio=2),
+        mask_roi_pool=MultiScaleRoIAlign(names, output_size=14, sampling_ratio=sampling_ratio),
         mask_head=MaskRCNNHeads(fpn_channels, tuple(mask_layers), 1),
         mask_predictor=MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], num_classes),
     )

@@ -34,6 +34,16 @@ def test_builds_offline_and_keeps_the_image_size(no_download):
     assert out["boxes"].shape == (n, 4) and out["masks"].shape == (n, 1, 64, 64) and out["masks"].dtype == torch.float32
 
 
+def test_second_stage_is_sized_for_a_cpu():
+    model = mask_rcnn(image_size=64)
+    heads = model.roi_heads
+    assert heads.fg_bg_sampler.batch_size_per_image == 32 and heads.fg_bg_sampler.positive_fraction == 0.25
+    assert heads.box_roi_pool.sampling_ratio == 0 and heads.mask_roi_pool.sampling_ratio == 0
+    custom = mask_rcnn(image_size=64, box_batch_size_per_image=128, sampling_ratio=2)
+    assert custom.roi_heads.fg_bg_sampler.batch_size_per_image == 128
+    assert custom.roi_heads.box_roi_pool.sampling_ratio == 2 and custom.roi_heads.mask_roi_pool.sampling_ratio == 2
+
+
 def test_resnet50_variant_builds_without_weights(no_download):
     from segcourse.models.maskrcnn import mask_rcnn_resnet50
 
