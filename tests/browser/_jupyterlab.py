@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -39,10 +38,19 @@ class JupyterLab:
         self.base, self.token, self.work, self.log, self.proc = base, token, work, log, proc
 
     def add(self, notebook: Path, folder: str) -> str:
-        """Copy ``notebook`` into ``work/folder/``; return its path relative to the server's root."""
+        """Copy ``notebook`` into ``work/folder/`` without its stored outputs; return its path relative to the root.
+
+        The copy has no outputs and no execution counts, so a cell counts as run only when it ran in this
+        session, and a stored widget output (whose state is not saved) cannot be mistaken for a fresh one.
+        """
         target = self.work / folder / notebook.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(notebook, target)
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+        for cell in nb.get("cells", []):
+            if cell.get("cell_type") == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        nb.get("metadata", {}).pop("widgets", None)
+        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         return f"{folder}/{notebook.name}"
 
     def url(self, relpath: str) -> str:
@@ -223,7 +231,7 @@ def _idle(v) -> bool:
     return bool(v) and v.endswith("|idle")
 
 
-def run_notebook(page, lab: JupyterLab, relpath: str, timeout: float = 600) -> dict:
+def run_notebook(page, lab: JupyterLab, relpath: str, timeout: float = 600, widget_wait: float = 90) -> dict:
     """Open ``relpath`` in JupyterLab, run every cell, and report on it.
 
     Returns ``{"cells": CELL_STATE, "dom": DOM_STATE, "kernel": "segcourse|idle", "seconds": ...}`` once
@@ -240,8 +248,9 @@ def run_notebook(page, lab: JupyterLab, relpath: str, timeout: float = 600) -> d
     cells = wait_for(page, CELL_STATE, lambda v: v["errors"] or (v["code"] > 0 and v["done"] == v["code"] and not v["busy"]),
                      timeout, f"every cell of {relpath} to run")
     wait_for(page, KERNEL_STATE, _idle, 60, f"the kernel of {relpath} to go idle")
-    # widget views are created asynchronously after their output arrives: give them a few seconds
-    deadline = time.monotonic() + 20
+    # widget views are created asynchronously after their output arrives: give them time (a loaded CI machine
+    # with two kernels and two browsers took over 20 s once)
+    deadline = time.monotonic() + widget_wait
     dom = page.evaluate(DOM_STATE)
     while dom["loading"] and time.monotonic() < deadline:
         time.sleep(0.5)
