@@ -90,3 +90,28 @@ def test_command_line_builds_and_lists(data_root, capsys):
     assert cb.run(parser.parse_args(["build", "--mode", "smoke"])) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("vgg_tiny", "resnet_"))]
     assert [row[2] for row in rows] == ["cached", "cached"]
+
+
+def test_a_new_version_replaces_the_older_ones_of_the_same_encoder_and_mode(data_root, monkeypatch):
+    old = cb.build_course_backbone("vgg_tiny", "smoke", log=lambda m: None)
+    other = cb.build_course_backbone("resnet_tiny", "smoke", log=lambda m: None)
+    changed = dataclasses.replace(cb.RECIPES["smoke"]["vgg_tiny"], lr=1e-3)
+    monkeypatch.setitem(cb.RECIPES["smoke"], "vgg_tiny", changed)
+    new = cb.build_course_backbone("vgg_tiny", "smoke", log=lambda m: None)
+    assert new != old and new.exists() and not old.exists()
+    assert other.exists()  # another encoder is kept
+
+
+def test_the_committed_quick_mode_backbones_match_the_code_and_recipes():
+    """The gate's lessons 03 and 05 start from the committed quick-mode encoders (one fixed file, like
+    downloaded weights): a change to the recipe or to the code behind the fingerprint makes them stale."""
+    from segcourse.constants import CHECKOUT
+
+    folder = CHECKOUT / "datasets" / "backbones"
+    for name, r in cb.RECIPES["quick"].items():
+        expected = folder / f"{name}-quick-{cb.fingerprint(r)}.safetensors"
+        found = sorted(p.name for p in folder.glob(f"{name}-quick-*.safetensors"))
+        assert expected.is_file(), (
+            f"the committed quick-mode course backbone {name} is stale or missing: expected {expected.name}, found "
+            f"{found or 'none'}. Run `make backbones` (SEGCOURSE_MODE=quick), commit datasets/backbones/ and "
+            "re-store lessons 03 and 05 (`make solutions LESSONS=\"03 05\"`).")
