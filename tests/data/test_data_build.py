@@ -27,9 +27,6 @@ from segcourse.data.build import (
 )
 from segcourse.data.paths import repo_root, variant_name
 
-# pycocotools 2.0.x calls np.array(copy=False) internally; not our concern here
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 
 def _load(path: Path) -> np.ndarray:
     with Image.open(path) as image:
