@@ -14,7 +14,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from browser._chromium import launch_chromium, playwright
+from ..browser._chromium import launch_chromium, playwright
 from PIL import Image
 
 from segcourse.deploy import export_onnx

@@ -1,7 +1,5 @@
 """Writing synthetic splits to disk: layout, COCO/panoptic JSON cross-checked with pycocotools, atomicity,
 byte-identical rebuilds and the ``data build`` command line.
-
-(Named ``test_data_build.py`` because ``tests/exercises/test_build.py`` exists and ``tests/`` has no packages.)
 """
 
 from __future__ import annotations
