@@ -36,7 +36,6 @@ def test_lessons_are_found_in_order_and_filtered(lessons):
         course.lessons(lessons, ["07"])
 
 
-@pytest.mark.slow
 def test_course_writes_report_with_results_failures_and_missed_targets(lessons, tmp_path, capsys):
     out = tmp_path / "build"
     code = main(["course", "--solutions", str(lessons), "--out", str(out), "--mode", "quick", "--speed-seconds", "0"])
@@ -55,7 +54,6 @@ def test_course_writes_report_with_results_failures_and_missed_targets(lessons, 
     assert not (out / "executed" / "02_broken.ipynb").exists()  # failed runs are not saved as if good
 
 
-@pytest.mark.slow
 def test_notebooks_execute_stores_outputs_in_place_only_on_success(lessons):
     good, bad = lessons / "00_intro.ipynb", lessons / "02_broken.ipynb"
     before = bad.read_text()
@@ -79,7 +77,6 @@ def _lesson_90(folder):
                      "report.record('score', 0.97, label='Score', target='>= 0.95')")
 
 
-@pytest.mark.slow
 def test_store_writes_quick_outputs_stamp_tags_and_the_learner_notebook(tmp_path, capsys):
     from segcourse import stored
 
@@ -116,7 +113,6 @@ def test_store_writes_quick_outputs_stamp_tags_and_the_learner_notebook(tmp_path
     assert "score: stored 0.9, today 0.97" in capsys.readouterr().out
 
 
-@pytest.mark.slow
 def test_store_refuses_a_lesson_that_misses_its_target(lessons, tmp_path, capsys):
     path = lessons / "01_missed.ipynb"
     before = path.read_text()

@@ -21,9 +21,6 @@ from segcourse.data.coco import (
     rle_to_mask,
 )
 
-# pycocotools (test-only) trips a NumPy 2 DeprecationWarning inside its own decode
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 
 def _masks():
     rng = np.random.default_rng(0)

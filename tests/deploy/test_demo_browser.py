@@ -14,12 +14,12 @@ import io
 import numpy as np
 import pytest
 import torch
-from browser._chromium import launch_chromium, playwright
 from PIL import Image
 
 from segcourse.deploy import export_onnx
 from segcourse.models.unet import unet
 
+from ..browser._chromium import launch_chromium, playwright
 from .test_service import Server
 
 pytestmark = pytest.mark.browser

@@ -3,18 +3,23 @@
 Every bad input of the issue is sent and answered with a 4xx JSON error while the server keeps
 serving; a prediction equals in-process inference; 50 concurrent requests are all answered
 correctly; beyond capacity the answer is 503, never a crash.
+
+Nothing here depends on timing: the capacity test holds a prediction with a gate the test opens (the
+service's app in uvicorn on a thread of the test process, the same app ``segcourse serve`` runs), so
+"busy" is a state the test sets, not a race between threads and the machine's speed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
+import socket
 import struct
 import subprocess
 import sys
 import threading
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +34,7 @@ from PIL import Image
 from segcourse.data.coco import rle_to_mask
 from segcourse.deploy import export_onnx
 from segcourse.deploy.load import ServiceProcess, free_port
-from segcourse.deploy.service import load_predictor, predict_mask
+from segcourse.deploy.service import Limits, Predictor, create_app, load_predictor, predict_mask
 from segcourse.models.unet import unet
 from segcourse.train import save_checkpoint
 
@@ -197,47 +202,84 @@ def test_grey_rgba_and_palette_images_are_converted(server, models, mode, note):
     assert np.array_equal(served, expected)
 
 
-def test_fifty_concurrent_requests_are_all_answered_correctly_and_health_answers_meanwhile(server, models):
+def test_fifty_concurrent_requests_are_all_answered_correctly(server, models):
     images = [_image(10 + i, 128, 160) for i in range(5)]
     predictor = load_predictor(models["onnx"])
     expected = [predict_mask(predictor, im) for im in images]
     payloads = [_png(im) for im in images]
-    seen_in_flight, done = [], threading.Event()
-
-    def watch():
-        with httpx.Client() as client:
-            while not done.is_set():
-                seen_in_flight.append(client.get(server.url + "/health", timeout=30).json()["in_flight"])
-                time.sleep(0.02)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        with ThreadPoolExecutor(max_workers=50) as pool, httpx.Client(limits=httpx.Limits(max_connections=60)) as c:
-            replies = list(pool.map(lambda i: (i % 5, _post(server.url, payloads[i % 5], client=c)), range(50)))
-    finally:
-        done.set()
-        watcher.join(timeout=60)
+    # 50 requests at once, under the server's capacity (--max-pending 64): every one is answered, none with 503
+    with ThreadPoolExecutor(max_workers=50) as pool, httpx.Client(limits=httpx.Limits(max_connections=60)) as c:
+        replies = list(pool.map(lambda i: (i % 5, _post(server.url, payloads[i % 5], client=c)), range(50)))
     assert [r.status_code for _, r in replies] == [200] * 50
     for k, reply in replies:
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(reply.content))), expected[k])
-    assert max(seen_in_flight) > 0                   # /health answered while predictions were running
+    assert httpx.get(server.url + "/health").json()["in_flight"] == 0
 
 
-def test_beyond_capacity_the_answer_is_503_and_the_process_survives(models):
-    srv = Server(models["onnx"], "--max-pending", "1", "--workers", "1", log=models["folder"] / "server2.log")
+class _HeldModel:
+    """The served model behind a gate the test opens: each call says it has started (``started``), then waits
+    for ``release`` before predicting. While a call is held, the service is busy for as long as the test needs,
+    whatever the machine's speed: no sleep, no timing."""
+
+    def __init__(self, real) -> None:
+        self.real, self.started, self.release = real, threading.Semaphore(0), threading.Event()
+
+    def __call__(self, images):
+        self.started.release()
+        assert self.release.wait(timeout=120), "the test never released the held prediction"
+        return self.real(images)
+
+
+@contextlib.contextmanager
+def _served_in_process(predictor, limits: Limits):
+    """The service's app (the one `segcourse serve` runs) in uvicorn on a thread of this process, on a socket
+    bound and listening before the server starts, so requests can be sent at once; stopped on leaving."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    config = uvicorn.Config(create_app(predictor, limits), log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
     try:
-        payload = _png(_image(20, 512, 512))
-        with ThreadPoolExecutor(max_workers=12) as pool, httpx.Client() as client:
-            replies = list(pool.map(lambda _: _post(srv.url, payload, client=client), range(12)))
-        codes = sorted({r.status_code for r in replies})
-        assert set(codes) <= {200, 503} and 503 in codes and 200 in codes, codes
-        busy = next(r for r in replies if r.status_code == 503)
-        assert busy.headers["retry-after"] == "1" and "capacity" in busy.json()["error"]
-        assert srv.alive() and _post(srv.url, payload).status_code == 200
-        assert httpx.get(srv.url + "/health").json()["rejected"] >= 1
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
-        srv.stop()
+        server.should_exit = True
+        thread.join(timeout=60)
+        sock.close()
+        assert not thread.is_alive(), "the in-process server did not stop"
+
+
+def test_beyond_capacity_the_answer_is_503_health_answers_and_the_service_goes_on(models):
+    real = load_predictor(models["onnx"])
+    held = _HeldModel(real)
+    predictor = Predictor(held, num_classes=real.num_classes, in_channels=real.in_channels, classes=real.classes,
+                          kind=real.kind, name=real.name)
+    image = _image(20, 64, 64)
+    expected = predict_mask(real, image)
+    with _served_in_process(predictor, Limits(max_pending=1, workers=1)) as url, \
+            ThreadPoolExecutor(max_workers=1) as pool, httpx.Client() as client:
+        try:
+            first = pool.submit(_post, url, _png(image))
+            assert held.started.acquire(timeout=120), "the first request never reached the model"
+            # the first request is being predicted (held): the capacity of 1 is used up
+            busy = _post(url, _png(image), client=client)
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1", busy.text
+            assert "capacity" in busy.json()["error"]
+            health = client.get(url + "/health").json()           # answered while the prediction runs
+            assert (health["in_flight"], health["capacity"], health["rejected"], health["served"]) == (1, 1, 1, 0)
+        finally:
+            held.release.set()
+        reply = first.result(timeout=120)
+        assert reply.status_code == 200
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(reply.content))), expected)
+        # the rejection left nothing behind: the next request is served, the counters add up
+        again = _post(url, _png(image), client=client)
+        assert again.status_code == 200 and np.array_equal(np.asarray(Image.open(io.BytesIO(again.content))), expected)
+        health = client.get(url + "/health").json()
+        assert (health["in_flight"], health["rejected"], health["served"]) == (0, 1, 2)
 
 
 class _Exploit:

@@ -1,4 +1,5 @@
-"""Meta-tests for the checks of lesson 02: each fails on the stub and on plausible wrong answers, passes on the solution."""
+"""Meta-tests for the checks of lesson 02: each says "not attempted" on the learner's stub, fails on plausible
+wrong answers and passes on the solution, stub and solution read from solutions/02_data_augmentation.ipynb."""
 
 from __future__ import annotations
 
@@ -8,43 +9,26 @@ import numpy as np
 import pytest
 
 from segcourse.exercises.lesson02 import bilinear_demo_mask, bilinear_ids, divide_demo_mask, normalised_mask_ids
-from segcourse.exercises.registry import learner_stub, run_check, verify_exercise
+from segcourse.exercises.registry import run_check
+
+from .notebook_solutions import solution, verify_against_notebook
 
 
 # ---- 2.1 RLE -------------------------------------------------------------------------------------
-def rle_solution(mask):
-    flat = np.asarray(mask).astype(bool).ravel(order="F")
-    if flat.size == 0:
-        return []
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    counts = np.diff(np.concatenate(([0], change, [flat.size]))).tolist()
-    return ([0] + counts) if flat[0] else counts
-
-
 def rle_row_major(mask):
-    return rle_solution(np.asarray(mask).T)
+    return solution("2.1")(np.asarray(mask).T)
 
 
 def rle_no_leading_zero(mask):
-    counts = rle_solution(mask)
+    counts = solution("2.1")(mask)
     return counts[1:] if counts and counts[0] == 0 else counts
 
 
 def rle_foreground_runs_only(mask):
-    return rle_solution(mask)[1::2]
+    return solution("2.1")(mask)[1::2]
 
 
 # ---- 2.4 paired crop and flip ---------------------------------------------------------------------
-def crop_flip_solution(image, mask, size, rng):
-    h, w = size
-    top = rng.integers(0, image.shape[0] - h + 1)
-    left = rng.integers(0, image.shape[1] - w + 1)
-    image, mask = image[top:top + h, left:left + w], mask[top:top + h, left:left + w]
-    if rng.random() < 0.5:
-        image, mask = image[:, ::-1], mask[:, ::-1]
-    return np.ascontiguousarray(image), np.ascontiguousarray(mask)
-
-
 def crop_flip_negative_stride(image, mask, size, rng):       # in sync, but returns the flipped views (the old solution)
     h, w = size
     top = rng.integers(0, image.shape[0] - h + 1)
@@ -56,8 +40,8 @@ def crop_flip_negative_stride(image, mask, size, rng):       # in sync, but retu
 
 
 def crop_flip_independent_draws(image, mask, size, rng):   # image and mask each get their own crop
-    a, _ = crop_flip_solution(image, mask, size, rng)
-    _, b = crop_flip_solution(image, mask, size, rng)
+    a, _ = solution("2.4")(image, mask, size, rng)
+    _, b = solution("2.4")(image, mask, size, rng)
     return a, b
 
 
@@ -87,20 +71,11 @@ def crop_flip_resizes(image, mask, size, rng):               # "crop" by resizin
 
 
 def crop_flip_float_mask(image, mask, size, rng):
-    image, mask = crop_flip_solution(image, mask, size, rng)
+    image, mask = solution("2.4")(image, mask, size, rng)
     return image, mask.astype(np.float32)
 
 
 # ---- 2.5 pairing -------------------------------------------------------------------------------
-def pair_solution(image_files, mask_files):
-    images = {Path(f).stem: f for f in image_files}
-    masks = {Path(f).stem: f for f in mask_files}
-    for stem in sorted(set(images) ^ set(masks)):
-        name = images.get(stem) or masks.get(stem)
-        raise ValueError(f"{name} has no partner (expected a file with stem {stem!r} in the other folder)")
-    return [(images[s], masks[s]) for s in sorted(images)]
-
-
 def pair_sorted_zip(image_files, mask_files):                # the source tutorials' bug
     return list(zip(sorted(image_files), sorted(mask_files)))
 
@@ -113,24 +88,22 @@ def pair_by_stem_silently_drops(image_files, mask_files):     # pairs by stem bu
 def pair_by_stem_vague_error(image_files, mask_files):
     if len(image_files) != len(mask_files):
         raise ValueError("the folders differ")
-    return pair_solution(image_files, mask_files)
+    return solution("2.5")(image_files, mask_files)
 
 
-CASES = {
-    "2.1": dict(stub=learner_stub, wrong=[rle_row_major, rle_no_leading_zero, rle_foreground_runs_only], solution=rle_solution),
-    "2.2": dict(stub=None, wrong=[{0, 1, 3}, {0, 3}, [0, 1], "0,1,2,3"], solution={0, 1, 2, 3}),
-    "2.3": dict(stub=None, wrong=[{0, 1, 2, 3, 255}, {0}, {0, 255}], solution={0, 1}),
-    "2.4": dict(stub=learner_stub, wrong=[crop_flip_independent_draws, crop_flip_image_only, crop_flip_never_flips,
-                                   crop_flip_resizes, crop_flip_float_mask, crop_flip_negative_stride],
-                solution=crop_flip_solution),
-    "2.5": dict(stub=learner_stub, wrong=[pair_sorted_zip, pair_by_stem_silently_drops, pair_by_stem_vague_error],
-                solution=pair_solution),
+WRONG = {
+    "2.1": [rle_row_major, rle_no_leading_zero, rle_foreground_runs_only],
+    "2.2": [{0, 1, 3}, {0, 3}, [0, 1], "0,1,2,3"],
+    "2.3": [{0, 1, 2, 3, 255}, {0}, {0, 255}],
+    "2.4": [crop_flip_independent_draws, crop_flip_image_only, crop_flip_never_flips, crop_flip_resizes,
+            crop_flip_float_mask, crop_flip_negative_stride],
+    "2.5": [pair_sorted_zip, pair_by_stem_silently_drops, pair_by_stem_vague_error],
 }
 
 
-@pytest.mark.parametrize("exercise_id", sorted(CASES))
+@pytest.mark.parametrize("exercise_id", sorted(WRONG))
 def test_check_fails_on_stub_and_wrong_passes_on_solution(exercise_id):
-    verify_exercise(exercise_id, **CASES[exercise_id])
+    verify_against_notebook(exercise_id, WRONG[exercise_id])
 
 
 def test_predict_answers_are_what_the_code_does():

@@ -1,5 +1,5 @@
-"""Meta-tests of lesson 06's checks: "not attempted" on the stub, "failed" on plausible wrong answers,
-"passed" on the solution (as written in solutions/06_losses.ipynb)."""
+"""Meta-tests of lesson 06's checks: "not attempted" on the learner's stub, "failed" on plausible wrong answers,
+"passed" on the solution (stub and solution read from solutions/06_losses.ipynb)."""
 
 from __future__ import annotations
 
@@ -9,61 +9,54 @@ import pytest
 import torch
 
 import segcourse.losses as L
-from segcourse.exercises.registry import learner_stub, run_check, verify_exercise
+from segcourse.exercises.registry import run_check
+
+from .notebook_solutions import solution, verify_against_notebook
 
 # ---------------------------------------------------------------- 6.1
 
-def soft_dice_loss(probs, target, smooth=1.0):
-    target = target.to(probs.dtype)
-    intersection = (probs * target).sum()
-    return 1 - (2 * intersection + smooth) / (probs.sum() + target.sum() + smooth)
+def _dice_of_thresholded(p, t, smooth=1.0):
+    return solution("6.1")((p > 0.5).to(p.dtype), t, smooth)
 
 
-def test_6_1_soft_dice():
-    verify_exercise(
-        "6.1",
-        stub=learner_stub,
-        wrong=[
-            lambda p, t, smooth=1.0: 1 - ((p * t).sum() + smooth) / (p.sum() + t.sum() + smooth),        # forgot the 2
-            lambda p, t, smooth=1.0: soft_dice_loss((p > 0.5).to(p.dtype), t, smooth),                    # thresholded
-            lambda p, t, smooth=1.0: 1 - (2 * (p * t).sum() + smooth) / ((p * p).sum() + t.sum() + smooth),  # squared denominator (V-Net form)
-            lambda p, t, smooth=1.0: (1 - (2 * (p * t).sum((1, 2)) + smooth) / (p.sum((1, 2)) + t.sum((1, 2)) + smooth)).mean(),  # per image
-            lambda p, t, smooth=1.0: float(soft_dice_loss(p, t, smooth).detach()),                               # a float
-        ],
-        solution=soft_dice_loss,
-    )
+def _dice_as_a_float(p, t, smooth=1.0):
+    return float(solution("6.1")(p, t, smooth).detach())
+
+
+WRONG_6_1 = [
+    lambda p, t, smooth=1.0: 1 - ((p * t).sum() + smooth) / (p.sum() + t.sum() + smooth),        # forgot the 2
+    _dice_of_thresholded,                                                                          # thresholded
+    lambda p, t, smooth=1.0: 1 - (2 * (p * t).sum() + smooth) / ((p * p).sum() + t.sum() + smooth),  # squared denominator (V-Net form)
+    lambda p, t, smooth=1.0: (1 - (2 * (p * t).sum((1, 2)) + smooth) / (p.sum((1, 2)) + t.sum((1, 2)) + smooth)).mean(),  # per image
+    _dice_as_a_float,                                                                              # a float
+]
 
 
 def test_6_1_solution_agrees_with_the_package():
     logits = torch.randn(2, 1, 5, 6, dtype=torch.float64)
     target = (torch.rand(2, 5, 6) < 0.3).long()
-    torch.testing.assert_close(soft_dice_loss(logits.sigmoid()[:, 0], target, smooth=0.8),
+    torch.testing.assert_close(solution("6.1")(logits.sigmoid()[:, 0], target, smooth=0.8),
                                L.binary_dice_loss(logits, target, smooth=0.8))
 
 
 # ---------------------------------------------------------------- 6.2
 
 # CE: log(0.1) / log(0.9) = 21.85 easy pixels per hard one; focal (gamma 2): times 0.81 / 0.01 = 1770
-SOLUTION_6_2 = {"ce": math.log(0.1) / math.log(0.9), "focal": 0.81 * math.log(0.1) / (0.01 * math.log(0.9))}
+CE_RATIO, FOCAL_RATIO = math.log(0.1) / math.log(0.9), 0.81 * math.log(0.1) / (0.01 * math.log(0.9))
+WRONG_6_2 = [
+    {"ce": CE_RATIO, "focal": 81.0},                      # only the ratio of the focal factors
+    {"ce": CE_RATIO, "focal": CE_RATIO * 9},              # gamma = 1
+    {"ce": 9.0, "focal": 81.0},                           # (1 - p) instead of -log p
+    {"ce": FOCAL_RATIO, "focal": CE_RATIO},               # swapped
+    {"ce": 1 / CE_RATIO, "focal": 1 / FOCAL_RATIO},       # easy over hard
+    {"ce": 21.85},                                        # a key missing
+    {"ce": "22?", "focal": 1770},
+    21.85,
+]
 
 
-def test_6_2_focal_prediction():
-    verify_exercise(
-        "6.2",
-        stub={"ce": None, "focal": None},
-        wrong=[
-            {"ce": SOLUTION_6_2["ce"], "focal": 81.0},            # only the ratio of the focal factors
-            {"ce": SOLUTION_6_2["ce"], "focal": SOLUTION_6_2["ce"] * 9},   # gamma = 1
-            {"ce": 9.0, "focal": 81.0},                           # (1 - p) instead of -log p
-            {"ce": SOLUTION_6_2["focal"], "focal": SOLUTION_6_2["ce"]},    # swapped
-            {"ce": 1 / SOLUTION_6_2["ce"], "focal": 1 / SOLUTION_6_2["focal"]},  # easy over hard
-            {"ce": 21.85},                                        # a key missing
-            {"ce": "22?", "focal": 1770},
-            21.85,
-        ],
-        solution=SOLUTION_6_2,
-    )
-    assert run_check("6.2", {"ce": 22, "focal": 1770}).passed     # rounded answers are fine
+def test_6_2_rounded_answers_pass():
+    assert run_check("6.2", {"ce": 22, "focal": 1770}).passed
 
 
 def test_6_2_answer_agrees_with_the_losses():
@@ -73,30 +66,22 @@ def test_6_2_answer_agrees_with_the_losses():
         return float(loss(logits, torch.ones(1, 1, 1, dtype=torch.long)))
 
     for key, loss in (("ce", L.cross_entropy), ("focal", lambda z, t: L.focal_loss(z, t, gamma=2.0))):
-        assert pixel_loss(loss, 0.1) / pixel_loss(loss, 0.9) == pytest.approx(SOLUTION_6_2[key])
+        assert pixel_loss(loss, 0.1) / pixel_loss(loss, 0.9) == pytest.approx(solution("6.2")[key])
 
 
 # ---------------------------------------------------------------- 6.3
 
-SOLUTION_6_3 = {"argmax_boundary": False, "soft_boundary": True, "dice_on_thresholded": False,
-                "dice_on_rounded": False, "dice_on_steep_sigmoid": True, "dice_on_probs": True}
-
-
-def test_6_3_gradient_quiz():
-    verify_exercise(
-        "6.3",
-        stub={k: None for k in SOLUTION_6_3},
-        wrong=[
-            {**SOLUTION_6_3, "argmax_boundary": True},        # the source article's belief
-            {**SOLUTION_6_3, "dice_on_thresholded": True},
-            {**SOLUTION_6_3, "dice_on_rounded": True},        # backward() runs, so "it has a gradient"
-            {**SOLUTION_6_3, "dice_on_steep_sigmoid": False}, # "a threshold is a threshold"
-            {k: True for k in SOLUTION_6_3},
-            {"argmax_boundary": False},
-            {**SOLUTION_6_3, "soft_boundary": "yes"},
-        ],
-        solution=SOLUTION_6_3,
-    )
+_ALL_RIGHT_6_3 = dict(argmax_boundary=False, soft_boundary=True, dice_on_thresholded=False, dice_on_rounded=False,
+                      dice_on_steep_sigmoid=True, dice_on_probs=True)   # derived in test_6_3_answers_are_what_autograd_says
+WRONG_6_3 = [
+    {**_ALL_RIGHT_6_3, "argmax_boundary": True},        # the source article's belief
+    {**_ALL_RIGHT_6_3, "dice_on_thresholded": True},
+    {**_ALL_RIGHT_6_3, "dice_on_rounded": True},        # backward() runs, so "it has a gradient"
+    {**_ALL_RIGHT_6_3, "dice_on_steep_sigmoid": False}, # "a threshold is a threshold"
+    {k: True for k in _ALL_RIGHT_6_3},
+    {"argmax_boundary": False},
+    {**_ALL_RIGHT_6_3, "soft_boundary": "yes"},
+]
 
 
 def dice_of(probs, target):   # as in the exercise's scratch cell
@@ -118,41 +103,46 @@ def test_6_3_answers_are_what_autograd_says():
         return bool(logits.grad.abs().sum() > 0)
 
     p = lambda: logits.softmax(1)[:, 1]
-    assert gradient_is_nonzero(lambda: L.boundary_loss(logits, target)) == SOLUTION_6_3["soft_boundary"]
-    assert gradient_is_nonzero(lambda: dice_of(p().round(), target)) == SOLUTION_6_3["dice_on_rounded"]
+    answer = solution("6.3")
+    assert answer == _ALL_RIGHT_6_3
+    assert not answer["argmax_boundary"] and not answer["dice_on_thresholded"]           # the two without a graph
+    assert gradient_is_nonzero(lambda: L.boundary_loss(logits, target)) == answer["soft_boundary"]
+    assert gradient_is_nonzero(lambda: dice_of(p().round(), target)) == answer["dice_on_rounded"]
     assert gradient_is_nonzero(lambda: dice_of(torch.sigmoid(20 * (p() - 0.5)), target)) == \
-        SOLUTION_6_3["dice_on_steep_sigmoid"]
-    assert gradient_is_nonzero(lambda: dice_of(p(), target)) == SOLUTION_6_3["dice_on_probs"]
+        answer["dice_on_steep_sigmoid"]
+    assert gradient_is_nonzero(lambda: dice_of(p(), target)) == answer["dice_on_probs"]
 
 
 # ---------------------------------------------------------------- 6.4
 
-def lovasz_grad(gt_sorted):
-    gts = gt_sorted.sum()
-    intersection = gts - gt_sorted.cumsum(0)
-    union = gts + (1 - gt_sorted).cumsum(0)
-    jaccard = 1.0 - intersection / union
-    jaccard[1:] = jaccard[1:] - jaccard[:-1].clone()
-    return jaccard
+def _no_difference(g):  # returns the cumulative Jaccard losses, not their increments
+    gts = g.sum()
+    return 1.0 - (gts - g.cumsum(0)) / (gts + (1 - g).cumsum(0))
 
 
-def test_6_4_lovasz_grad():
-    def no_difference(g):  # returns the cumulative Jaccard losses, not their increments
-        gts = g.sum()
-        return 1.0 - (gts - g.cumsum(0)) / (gts + (1 - g).cumsum(0))
-
-    def union_without_gts(g):
-        gts = g.sum()
-        j = 1.0 - (gts - g.cumsum(0)) / (1 - g).cumsum(0).clamp_min(1)
-        return torch.cat([j[:1], j[1:] - j[:-1]])
-
-    verify_exercise("6.4", stub=learner_stub, wrong=[no_difference, union_without_gts, lambda g: g.tolist()],
-                    solution=lovasz_grad)
+def _union_without_gts(g):
+    gts = g.sum()
+    j = 1.0 - (gts - g.cumsum(0)) / (1 - g).cumsum(0).clamp_min(1)
+    return torch.cat([j[:1], j[1:] - j[:-1]])
 
 
 def test_6_4_hand_case():
     # truth [1, 0, 1, 0] sorted by error. J after k errors: 1 error (fg) -> 1 - 1/2 = 1/2;
     # + a bg error -> 1 - 1/3 = 2/3; + fg -> 1 - 0/3 = 1; + bg -> 1. Increments: 1/2, 1/6, 1/3, 0.
-    torch.testing.assert_close(lovasz_grad(torch.tensor([1.0, 0.0, 1.0, 0.0])),
+    torch.testing.assert_close(solution("6.4")(torch.tensor([1.0, 0.0, 1.0, 0.0])),
                                torch.tensor([0.5, 1 / 6, 1 / 3, 0.0]))
-    assert run_check("6.4", lovasz_grad).passed
+
+
+# ---------------------------------------------------------------- the meta-test
+
+WRONG = {
+    "6.1": WRONG_6_1,
+    "6.2": WRONG_6_2,
+    "6.3": WRONG_6_3,
+    "6.4": [_no_difference, _union_without_gts, lambda g: g.tolist()],
+}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(WRONG))
+def test_check_fails_on_stub_and_wrong_passes_on_solution(exercise_id):
+    verify_against_notebook(exercise_id, WRONG[exercise_id])

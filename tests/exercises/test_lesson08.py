@@ -1,26 +1,17 @@
 """Meta-tests of lesson 08's checks: "not attempted" on the learner's stub, "failed" on plausible
-wrong answers, "passed" on the solution (as written in solutions/08_mask_rcnn.ipynb)."""
+wrong answers, "passed" on the solution (stub and solution read from solutions/08_mask_rcnn.ipynb)."""
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from segcourse.exercises.registry import learner_stub, verify_exercise
+from .notebook_solutions import solution, verify_against_notebook
 
 
 # ---- 8.1 ------------------------------------------------------------------------------------------
-def iou_solution(boxes1, boxes2):
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    wh = (bottom_right - top_left).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    return inter / (area1[:, None] + area2[None, :] - inter)
-
-
 def iou_no_clamp(boxes1, boxes2):          # disjoint boxes get a "positive" intersection
     area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
     area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
@@ -30,7 +21,7 @@ def iou_no_clamp(boxes1, boxes2):          # disjoint boxes get a "positive" int
 
 
 def iou_plus_one(boxes1, boxes2):          # the old "+ 1" pixel convention
-    return iou_solution(boxes1 + torch.tensor([0.0, 0, 1, 1], dtype=boxes1.dtype),
+    return solution("8.1")(boxes1 + torch.tensor([0.0, 0, 1, 1], dtype=boxes1.dtype),
                         boxes2 + torch.tensor([0.0, 0, 1, 1], dtype=boxes2.dtype))
 
 
@@ -41,31 +32,13 @@ def intersection_over_first(boxes1, boxes2):
 
 
 def iou_yxyx(boxes1, boxes2):              # reads the boxes as [y1, x1, y2, x2]: same IoU! only fails if mixed
-    return iou_solution(boxes1[:, [1, 0, 3, 2]], boxes2)
-
-
-def test_8_1_box_iou():
-    verify_exercise("8.1", stub=learner_stub, wrong=[iou_no_clamp, iou_plus_one, intersection_over_first, iou_yxyx, 3],
-                    solution=iou_solution)
+    return solution("8.1")(boxes1[:, [1, 0, 3, 2]], boxes2)
 
 
 # ---- 8.2 ------------------------------------------------------------------------------------------
-def nms_solution(boxes, scores, iou_threshold):
-    order = torch.sort(scores, descending=True, stable=True).indices
-    iou = iou_solution(boxes, boxes)
-    suppressed = torch.zeros(len(boxes), dtype=torch.bool)
-    keep = []
-    for i in order.tolist():
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed |= iou[i] > iou_threshold
-    return torch.tensor(keep, dtype=torch.int64)
-
-
 def nms_ge(boxes, scores, iou_threshold):          # suppresses at IoU == threshold too
     order = torch.sort(scores, descending=True, stable=True).indices
-    iou = iou_solution(boxes, boxes)
+    iou = solution("8.1")(boxes, boxes)
     suppressed = torch.zeros(len(boxes), dtype=torch.bool)
     keep = []
     for i in order.tolist():
@@ -77,7 +50,7 @@ def nms_ge(boxes, scores, iou_threshold):          # suppresses at IoU == thresh
 
 def nms_suppressed_still_suppress(boxes, scores, iou_threshold):   # a discarded box still discards others
     order = torch.sort(scores, descending=True, stable=True).indices
-    iou = iou_solution(boxes, boxes)
+    iou = solution("8.1")(boxes, boxes)
     suppressed = torch.zeros(len(boxes), dtype=torch.bool)
     keep = []
     for i in order.tolist():
@@ -90,7 +63,7 @@ def nms_suppressed_still_suppress(boxes, scores, iou_threshold):   # a discarded
 def nms_unstable_ties(boxes, scores, iou_threshold):   # reversed order among ties
     n = len(scores)
     order = sorted(range(n), key=lambda i: (-float(scores[i]), -i))
-    iou = iou_solution(boxes, boxes) if n else torch.zeros(0, 0)
+    iou = solution("8.1")(boxes, boxes) if n else torch.zeros(0, 0)
     suppressed = torch.zeros(n, dtype=torch.bool)
     keep = []
     for i in order:
@@ -101,12 +74,12 @@ def nms_unstable_ties(boxes, scores, iou_threshold):   # reversed order among ti
 
 
 def nms_float_empty(boxes, scores, iou_threshold):     # torch.tensor([]) is float32
-    keep = nms_solution(boxes, scores, iou_threshold).tolist()
+    keep = solution("8.2")(boxes, scores, iou_threshold).tolist()
     return torch.tensor(keep) if keep else torch.tensor([])
 
 
 def nms_no_order(boxes, scores, iou_threshold):        # walks the input order, not the score order
-    iou = iou_solution(boxes, boxes)
+    iou = solution("8.1")(boxes, boxes)
     suppressed = torch.zeros(len(boxes), dtype=torch.bool)
     keep = []
     for i in range(len(boxes)):
@@ -114,12 +87,6 @@ def nms_no_order(boxes, scores, iou_threshold):        # walks the input order, 
             keep.append(i)
             suppressed |= iou[i] > iou_threshold
     return torch.tensor(keep, dtype=torch.int64)
-
-
-def test_8_2_nms():
-    verify_exercise("8.2", stub=learner_stub,
-                    wrong=[nms_ge, nms_suppressed_still_suppress, nms_unstable_ties, nms_float_empty, nms_no_order],
-                    solution=nms_solution)
 
 
 # ---- 8.3 ------------------------------------------------------------------------------------------
@@ -145,6 +112,7 @@ def _bilinear(feature, y, x):
 
 
 def make_roi_align(offset_rule="ok", sampler=_bilinear, min_size=True, adaptive=True):
+    """RoI Align with one thing changed (the defaults give the right one: see test_the_solutions_equal_the_package)."""
     def roi(feature, box, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
         x1, y1, x2, y2 = (float(v) for v in box)
         offset = 0.5 if (aligned and offset_rule == "ok") else 0.0
@@ -181,12 +149,18 @@ def _bilinear_zero_outside(feature, y, x):   # no clamping between -1 and 0: out
     return _bilinear(feature, y, x)
 
 
-def test_8_3_roi_align():
-    verify_exercise("8.3", stub=learner_stub,
-                    wrong=[make_roi_align(offset_rule="never"), make_roi_align(sampler=_nearest),
-                           make_roi_align(min_size=False), make_roi_align(adaptive=False),
-                           make_roi_align(sampler=_bilinear_zero_outside)],
-                    solution=make_roi_align())
+# ---- the meta-test -------------------------------------------------------------------------------
+WRONG = {
+    "8.1": [iou_no_clamp, iou_plus_one, intersection_over_first, iou_yxyx, 3],
+    "8.2": [nms_ge, nms_suppressed_still_suppress, nms_unstable_ties, nms_float_empty, nms_no_order],
+    "8.3": [make_roi_align(offset_rule="never"), make_roi_align(sampler=_nearest), make_roi_align(min_size=False),
+            make_roi_align(adaptive=False), make_roi_align(sampler=_bilinear_zero_outside)],
+}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(WRONG))
+def test_check_fails_on_stub_and_wrong_passes_on_solution(exercise_id):
+    verify_against_notebook(exercise_id, WRONG[exercise_id])
 
 
 def test_the_solutions_equal_the_package():
@@ -196,9 +170,10 @@ def test_the_solutions_equal_the_package():
     boxes = torch.rand(12, 2, generator=g) * 30
     boxes = torch.cat([boxes, boxes + 2 + torch.rand(12, 2, generator=g) * 20], 1)
     scores = torch.rand(12, generator=g)
-    torch.testing.assert_close(iou_solution(boxes, boxes), D.box_iou(boxes, boxes))
-    assert nms_solution(boxes, scores, 0.3).tolist() == D.nms(boxes, scores, 0.3).tolist()
+    torch.testing.assert_close(solution("8.1")(boxes, boxes), D.box_iou(boxes, boxes))
+    assert solution("8.2")(boxes, scores, 0.3).tolist() == D.nms(boxes, scores, 0.3).tolist()
     feature = torch.rand(2, 9, 9, generator=g)
     for aligned in (False, True):
-        torch.testing.assert_close(make_roi_align()(feature, boxes[0] / 4, 3, 1.0, 2, aligned),
-                                   D.roi_align_one(feature, boxes[0] / 4, 3, 1.0, 2, aligned))
+        want = D.roi_align_one(feature, boxes[0] / 4, 3, 1.0, 2, aligned)
+        torch.testing.assert_close(solution("8.3")(feature, boxes[0] / 4, 3, 1.0, 2, aligned), want)
+        torch.testing.assert_close(make_roi_align()(feature, boxes[0] / 4, 3, 1.0, 2, aligned), want)

@@ -1,5 +1,5 @@
 """Meta-tests of lesson 10's checks: each says "not attempted" on the learner's stub, fails on
-plausible wrong answers and passes on the solution (as written in solutions/10_deployment.ipynb)."""
+plausible wrong answers and passes on the solution (stub and solution read from solutions/10_deployment.ipynb)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segcourse.exercises.registry import learner_stub, verify_exercise
+from .notebook_solutions import solution, verify_against_notebook
 
 # ---------------------------------------------------------------- 10.1
-
-
-def my_window_starts(size, window, overlap):
-    if size == window:
-        return [0]
-    stride = max(int(window * (1 - overlap)), 1)
-    starts = list(range(0, size - window, stride))
-    return starts + [size - window]
 
 
 def _article_loop(size, window, overlap):          # the source article: stops short of the edge
@@ -45,15 +37,6 @@ def _even_spread(size, window, overlap):           # covers everything, but not 
 # ---------------------------------------------------------------- 10.2
 
 
-def gaussian_weights_by_hand(h, w, sigma_scale=0.125):
-    axes = []
-    for n in (h, w):
-        d = torch.arange(n, dtype=torch.float32) - (n - 1) / 2
-        axes.append(torch.exp(-d ** 2 / (2 * (sigma_scale * n) ** 2)))
-    weights = axes[0][:, None] * axes[1][None, :]
-    return weights.clamp(min=max(weights.min().item(), 1e-3))
-
-
 def _no_floor(h, w, sigma_scale=0.125):
     axes = [torch.exp(-(torch.arange(n) - (n - 1) / 2) ** 2 / (2 * (sigma_scale * n) ** 2)) for n in (h, w)]
     return axes[0][:, None] * axes[1][None, :]
@@ -70,20 +53,11 @@ def _off_centre(h, w, sigma_scale=0.125):
 
 
 def _normalised(h, w, sigma_scale=0.125):
-    weights = gaussian_weights_by_hand(h, w, sigma_scale)
+    weights = solution("10.2")(h, w, sigma_scale)
     return weights / weights.sum()
 
 
 # ---------------------------------------------------------------- 10.3
-
-
-def flip_tta(predictor, images):
-    total = 0
-    for dims in [(), (3,), (2,), (2, 3)]:
-        view = images.flip(dims) if dims else images
-        probs = predictor(view).softmax(dim=1)
-        total = total + (probs.flip(dims) if dims else probs)
-    return total / 4
 
 
 def _flips_not_undone(predictor, images):
@@ -111,16 +85,13 @@ def _horizontal_only(predictor, images):
     return (predictor(images).softmax(1) + predictor(images.flip(3)).softmax(1).flip(3)) / 2
 
 
-CASES = {
-    "10.1": {"stub": learner_stub, "wrong": [_article_loop, _inclusive_range, _unclamped, _even_spread],
-                 "solution": my_window_starts},
-    "10.2": {"stub": learner_stub, "wrong": [_no_floor, _sigma_not_scaled, _off_centre, _normalised],
-                 "solution": gaussian_weights_by_hand},
-    "10.3": {"stub": learner_stub, "wrong": [_flips_not_undone, _votes, _mean_logits, _horizontal_only],
-                 "solution": flip_tta},
+WRONG = {
+    "10.1": [_article_loop, _inclusive_range, _unclamped, _even_spread],
+    "10.2": [_no_floor, _sigma_not_scaled, _off_centre, _normalised],
+    "10.3": [_flips_not_undone, _votes, _mean_logits, _horizontal_only],
 }
 
 
-@pytest.mark.parametrize("exercise_id", sorted(CASES))
+@pytest.mark.parametrize("exercise_id", sorted(WRONG))
 def test_check_fails_on_stub_and_wrong_passes_on_solution(exercise_id):
-    verify_exercise(exercise_id, **CASES[exercise_id])
+    verify_against_notebook(exercise_id, WRONG[exercise_id])

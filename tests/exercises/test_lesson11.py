@@ -1,5 +1,5 @@
 """Meta-tests of lesson 11's checks: each says "not attempted" on the learner's stub, fails on
-plausible wrong answers and passes on the solution (as written in solutions/11_capstone.ipynb)."""
+plausible wrong answers and passes on the solution (stub and solution read from solutions/11_capstone.ipynb)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,10 @@ import numpy as np
 import pytest
 
 from segcourse.exercises.lesson11 import best_fold_bias
-from segcourse.exercises.registry import learner_stub, verify_exercise
+
+from .notebook_solutions import solution, verify_against_notebook
 
 # ---------------------------------------------------------------- 11.1
-
-
-def my_kfold(n, k, seed):
-    if k < 2 or k > n:
-        raise ValueError(f"need 2 <= k <= n, got k={k}, n={n}")
-    order = np.random.default_rng(seed).permutation(n)
-    return [(np.setdiff1d(np.arange(n), val), val) for val in np.array_split(order, k)]
 
 
 def _no_shuffle(n, k, seed):                       # same folds for every seed
@@ -55,12 +49,6 @@ def _no_validation_of_k(n, k, seed):               # accepts k = 1 and k > n
 # ---------------------------------------------------------------- 11.2
 
 
-def summarize_folds(fold_scores):
-    return {name: (float(np.mean([s[name] for s in fold_scores])), float(np.std([s[name] for s in fold_scores],
-                                                                                 ddof=1)))
-            for name in fold_scores[0]}
-
-
 def _population_std(fold_scores):
     return {name: (float(np.mean([s[name] for s in fold_scores])), float(np.std([s[name] for s in fold_scores])))
             for name in fold_scores[0]}
@@ -68,7 +56,7 @@ def _population_std(fold_scores):
 
 def _first_metric_only(fold_scores):
     name = next(iter(fold_scores[0]))
-    return {name: summarize_folds(fold_scores)[name]}
+    return {name: solution("11.2")(fold_scores)[name]}
 
 
 def _range_as_spread(fold_scores):
@@ -77,15 +65,6 @@ def _range_as_spread(fold_scores):
 
 
 # ---------------------------------------------------------------- 11.4
-
-
-def my_check_split(split):
-    if sorted(split["test"] + split["pool"]) != list(range(split["n"])):
-        return False
-    folds = split["folds"]
-    if len(folds) < 2 or any(len(f) == 0 for f in folds):
-        return False
-    return sorted(i for f in folds for i in f) == sorted(split["pool"])
 
 
 def _sets_only(split):                             # set() hides an image listed twice
@@ -102,26 +81,22 @@ def _always_true(split):
     return True
 
 
-
-CASES = {
-    "11.1": dict(stub=learner_stub, wrong=[_no_shuffle, _unseeded, _last_fold_short, _train_includes_val,
-                                           _no_validation_of_k], solution=my_kfold),
-    "11.2": dict(stub=learner_stub, wrong=[_population_std, _first_metric_only, _range_as_spread],
-                 solution=summarize_folds),
-    "11.3": dict(stub=None, wrong=["pessimistic", "unbiased", "up"], solution="optimistic"),
-    "11.4": dict(stub=learner_stub, wrong=[_sets_only, _forgets_disjoint_test, _always_true], solution=my_check_split),
+WRONG = {
+    "11.1": [_no_shuffle, _unseeded, _last_fold_short, _train_includes_val, _no_validation_of_k],
+    "11.2": [_population_std, _first_metric_only, _range_as_spread],
+    "11.3": ["pessimistic", "unbiased", "up"],
+    "11.4": [_sets_only, _forgets_disjoint_test, _always_true],
 }
 
 
-@pytest.mark.parametrize("exercise_id", sorted(CASES))
+@pytest.mark.parametrize("exercise_id", sorted(WRONG))
 def test_check_fails_on_stub_and_wrong_passes_on_solution(exercise_id):
-    verify_exercise(exercise_id, **CASES[exercise_id])
+    verify_against_notebook(exercise_id, WRONG[exercise_id])
 
 
 def test_the_best_of_k_fold_scores_is_above_their_mean_on_average():
     # E[max of 5 standard normals] = 1.163 (order statistics), so 0.02 * 1.163 = 0.023 above the mean.
     assert best_fold_bias() == pytest.approx(0.02 * 1.163, rel=0.05)
-
 
 
 def test_the_capstone_s_split_check_agrees_with_the_exercise_s_cases(tmp_path):
@@ -134,4 +109,4 @@ def test_the_capstone_s_split_check_agrees_with_the_exercise_s_cases(tmp_path):
         folder = tmp_path / str(i)
         folder.mkdir()
         (folder / "results.json").write_text(json.dumps({"split": split}))
-        assert check_split(folder).passed == valid, name
+        assert check_split(folder).passed == valid == solution("11.4")(split), name

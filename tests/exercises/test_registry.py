@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import numpy as np
@@ -171,18 +170,16 @@ def test_every_check_module_imports():
     assert not registry._LOAD_ERRORS
 
 
-_VERIFY_CALL = re.compile(r"""verify_exercise\(\s*["'](\d+\.\d+)["']""")
-
-
 def _meta_tested_ids() -> dict[str, str]:
-    """Exercise ids with a meta-test, from every ``tests/exercises/test_lesson*.py`` (read, not imported):
-    the literal keys of a module-level ``CASES`` dict, and literal ids in ``verify_exercise("4.2", ...)`` calls."""
+    """Exercise ids with a meta-test, from every ``tests/exercises/test_lesson*.py`` (read, not imported): the
+    literal keys of its module-level ``WRONG`` dict (id -> plausible wrong answers), which the file runs through
+    ``verify_against_notebook`` (stub and solution read from the solution notebook)."""
     found: dict[str, str] = {}
     for path in sorted(HERE.glob("test_lesson*.py")):
         source = path.read_text(encoding="utf-8")
-        ids = set(_VERIFY_CALL.findall(source))
+        ids = set()
         for node in ast.parse(source).body:
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CASES" for t in node.targets) \
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "WRONG" for t in node.targets) \
                     and isinstance(node.value, ast.Dict):
                 ids.update(k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
         for ex_id in ids:
@@ -190,12 +187,23 @@ def _meta_tested_ids() -> dict[str, str]:
     return found
 
 
+def test_every_lesson_meta_test_has_the_one_style():
+    """Every test_lessonNN.py gives only wrong answers (``WRONG``) and runs them with ``verify_against_notebook``:
+    no hand-written stub or solution handed to ``verify_exercise`` (they would drift from the notebook)."""
+    for path in sorted(HERE.glob("test_lesson*.py")):
+        source = path.read_text(encoding="utf-8")
+        assert "verify_against_notebook(exercise_id, WRONG[exercise_id])" in source, path.name
+        names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+        names |= {a.asname or a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom) for a in n.names}
+        assert not names & {"verify_exercise", "learner_stub", "CASES"}, (path.name, names & {"verify_exercise", "learner_stub", "CASES"})
+
+
 def test_every_exercise_has_a_meta_test():
-    """Each registered exercise needs a meta-test (stub, wrong answers, solution) in a tests/exercises/test_lessonNN.py."""
+    """Each registered exercise needs a meta-test (its wrong answers) in a tests/exercises/test_lessonNN.py."""
     registered = set(registry.load_all(strict=True))
     cases = _meta_tested_ids()
     missing = sorted(registered - set(cases), key=lambda i: tuple(map(int, i.split("."))))
-    assert not missing, (f"exercises without a meta-test: {missing}; add them to CASES in "
-                         f"tests/exercises/test_lessonNN.py (stub, wrong, solution) and run verify_exercise on them")
+    assert not missing, (f"exercises without a meta-test: {missing}; add their plausible wrong answers to WRONG in "
+                         f"tests/exercises/test_lessonNN.py")
     unknown = sorted(set(cases) - registered)
-    assert not unknown, f"meta-test CASES for unregistered exercises: {unknown}"
+    assert not unknown, f"meta-test WRONG answers for unregistered exercises: {unknown}"

@@ -1,7 +1,5 @@
 """Writing synthetic splits to disk: layout, COCO/panoptic JSON cross-checked with pycocotools, atomicity,
 byte-identical rebuilds and the ``data build`` command line.
-
-(Named ``test_data_build.py`` because ``tests/exercises/test_build.py`` exists and ``tests/`` has no packages.)
 """
 
 from __future__ import annotations
@@ -26,9 +24,6 @@ from segcourse.data.build import (
     save_indexed_png,
 )
 from segcourse.data.paths import repo_root, variant_name
-
-# pycocotools 2.0.x calls np.array(copy=False) internally; not our concern here
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def _load(path: Path) -> np.ndarray:
