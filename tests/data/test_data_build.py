@@ -1,7 +1,7 @@
 """Writing synthetic splits to disk: layout, COCO/panoptic JSON cross-checked with pycocotools, atomicity,
 byte-identical rebuilds and the ``data build`` command line.
 
-(Named ``test_data_build.py`` because ``tests/exercises/test_build.py`` exists and ``tests/`` has no packages.)
+(Named ``test_data_build.py``: a test module in a folder without ``__init__.py`` needs a name unique in ``tests/``.)
 """
 
 from __future__ import annotations
