@@ -1,6 +1,6 @@
 """The README's course map, kept current from one source: the solution notebooks.
 
-Repository tooling. Two columns of the map are facts that live elsewhere and drift when
+Two columns of the map are facts that live elsewhere and drift when
 copied by hand:
 
 * **time (learner)** -- the lesson's own header line ``**Time:** about N minutes ...`` (the total

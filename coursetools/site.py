@@ -1,6 +1,6 @@
 """The course site: a static HTML book of the solved lessons with their stored quick-mode outputs.
 
-Repository tooling (``make site``, ``python -m coursetools site``), not something a lesson imports.
+``make site`` runs ``python -m coursetools site``.
 
 The sources are generated into ``build/site-src`` from what the repository holds at build time and
 then built by Sphinx (myst-nb, the book theme; configuration in ``docs/site/conf.py``) into
