@@ -44,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     if name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
-    if root is not None:
-        from .checkout import use
+    from .checkout import CheckoutNotFound, use
 
+    if root is not None:
         try:
             use(root)
-        except FileNotFoundError as error:
+        except CheckoutNotFound as error:
             parser.error(str(error))
     module = importlib.import_module(COMMANDS[name][0])
     cmd_parser = argparse.ArgumentParser(prog=f"python -m coursetools {name}", description=COMMANDS[name][1])
@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     # A command may parse its own arguments (e.g. to pass the rest on to a sub-tool verbatim).
     parse = getattr(module, "parse_args", None)
     args = parse(cmd_parser, argv[1:]) if parse else cmd_parser.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except CheckoutNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

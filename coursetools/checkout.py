@@ -14,6 +14,10 @@ from pathlib import Path
 _chosen: Path | None = None
 
 
+class CheckoutNotFound(FileNotFoundError):
+    """No course checkout where one was looked for (the message says where)."""
+
+
 def is_checkout(folder: Path) -> bool:
     """Whether ``folder`` holds ``solutions/`` with at least one ``NN_*.ipynb`` lesson notebook."""
     solutions = Path(folder) / "solutions"
@@ -24,7 +28,7 @@ def use(folder: Path | str | None) -> None:
     """Make ``folder`` the checkout for this process (``None``: search from the working directory again).
 
     Raises:
-        FileNotFoundError: ``folder`` is not a checkout (no ``solutions/NN_*.ipynb`` in it).
+        CheckoutNotFound: ``folder`` is not a checkout (no ``solutions/NN_*.ipynb`` in it).
     """
     global _chosen
     if folder is None:
@@ -32,7 +36,7 @@ def use(folder: Path | str | None) -> None:
         return
     folder = Path(folder).expanduser().resolve()
     if not is_checkout(folder):
-        raise FileNotFoundError(f"--root {folder} is not a course checkout: expected {folder / 'solutions'} "
+        raise CheckoutNotFound(f"--root {folder} is not a course checkout: expected {folder / 'solutions'} "
                                 "with NN_*.ipynb lesson notebooks")
     _chosen = folder
 
@@ -42,7 +46,7 @@ def root(start: Path | str | None = None) -> Path:
     working directory) or the nearest folder above it that :func:`is_checkout`.
 
     Raises:
-        FileNotFoundError: none found; the message names every folder searched.
+        CheckoutNotFound: none found; the message names every folder searched.
     """
     if start is None and _chosen is not None:
         return _chosen
@@ -51,9 +55,9 @@ def root(start: Path | str | None = None) -> Path:
     for folder in searched:
         if is_checkout(folder):
             return folder
-    raise FileNotFoundError(f"no course checkout at or above {start} (looked for solutions/NN_*.ipynb in "
+    raise CheckoutNotFound(f"no course checkout at or above {start} (looked for solutions/NN_*.ipynb in "
                             f"{', '.join(str(f) for f in searched)}); run from the repository or pass "
                             "--root DIR (python -m coursetools --root DIR COMMAND ...)")
 
 
-__all__ = ["is_checkout", "root", "use"]
+__all__ = ["CheckoutNotFound", "is_checkout", "root", "use"]

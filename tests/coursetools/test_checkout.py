@@ -33,6 +33,14 @@ def test_outside_a_checkout_the_error_names_where_it_looked(tmp_path, monkeypatc
     message = str(error.value)
     assert f"no course checkout at or above {tmp_path.resolve()}" in message
     assert str(tmp_path.resolve().parent) in message and "--root" in message
+    assert issubclass(checkout.CheckoutNotFound, FileNotFoundError)
+
+
+def test_a_command_outside_a_checkout_says_so_without_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["coursemap", "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no course checkout at or above") and "Traceback" not in err
 
 
 def test_root_option_overrides_the_working_directory(repo, tmp_path, monkeypatch):
