@@ -15,7 +15,7 @@ PYTEST := $(BIN)/python -m pytest
 # Figures must render inline in the kernels, as in JupyterLab: never run notebooks with MPLBACKEND=agg.
 # nbval runs a notebook's cells in order in one kernel: xdist must keep each notebook on one worker (--dist loadfile).
 INLINE := MPLBACKEND=module://matplotlib_inline.backend_inline
-NBVAL_FLAGS := --dist loadfile --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
+NBVAL_FLAGS := --dist loadfile --nbval-current-env --nbval-sanitize-with coursetools/nbval_sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 JOBS ?= 2
 
 .PHONY: help install install-test install-offline wheelhouse test-wheelhouse lab test lint test-doctests test-package test-notebooks test-browser site test-site course gate solutions data backbones exercises exercises-check doctor lock clean distclean
@@ -58,17 +58,17 @@ install-test: $(TEST_STAMP)
 
 # Rooms with no internet. On a connected machine, `make wheelhouse` puts every wheel the course installs (pinned:
 # WHEELHOUSE_REQUIREMENTS with lock.txt as constraints, plus requirements/build.txt and segcourse's own wheel)
-# into WHEELHOUSE for this Python and platform (segcourse/wheelhouse.py: stdlib and pip only, no .venv needed;
+# into WHEELHOUSE for this Python and platform (coursetools/wheelhouse.py: stdlib and pip only, no .venv needed;
 # a rerun downloads only what is missing). Copy the checkout with the folder; on each machine
 # `make install-offline WHEELHOUSE=DIR` installs .venv from it with the index off (PIP_INDEX), then `make lab`.
 WHEELHOUSE ?= build/wheelhouse
 WHEELHOUSE_REQUIREMENTS ?= requirements/course.txt
 PIP_INDEX ?=
 wheelhouse:
-	$(PYTHON) segcourse/wheelhouse.py build --dest "$(WHEELHOUSE)" $(addprefix -r ,$(WHEELHOUSE_REQUIREMENTS))
+	$(PYTHON) -m coursetools wheelhouse build --dest "$(WHEELHOUSE)" $(addprefix -r ,$(WHEELHOUSE_REQUIREMENTS))
 
 install-offline:
-	@$(PYTHON) segcourse/wheelhouse.py check --dest "$(WHEELHOUSE)"
+	@$(PYTHON) -m coursetools wheelhouse check --dest "$(WHEELHOUSE)"
 	@$(MAKE) --no-print-directory install PIP_INDEX='--no-index --find-links "$(abspath $(WHEELHOUSE))"'
 
 # Extra JupyterLab options, e.g. `make lab LAB_ARGS="--no-browser --port 8899"`. As root (containers) add --allow-root.
@@ -86,20 +86,20 @@ test: $(TEST_STAMP)
 
 # ruff (version pinned in requirements/test.txt, rules in pyproject.toml) over the code and the solution notebooks.
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check segcourse tests benchmarks solutions
+	$(BIN)/ruff check segcourse coursetools tests benchmarks solutions
 
-# The >>> examples in segcourse's docstrings: offline, on synthetic data (setup in ./conftest.py).
+# The >>> examples in the docstrings of segcourse and coursetools: offline, on synthetic data (setup in ./conftest.py).
 test-doctests: $(TEST_STAMP)
-	SEGCOURSE_MODE=smoke $(PYTEST) --doctest-modules segcourse -p no:cacheprovider
+	SEGCOURSE_MODE=smoke $(PYTEST) --doctest-modules segcourse coursetools -p no:cacheprovider
 
 test-package: $(TEST_STAMP)
 	SEGCOURSE_MODE=smoke $(PYTEST) tests -n $(JOBS) -m "not browser and not site and not wheelhouse"
 
-# The offline route end to end (tests/test_wheelhouse.py): builds or updates the wheelhouse in SEGCOURSE_WHEELHOUSE
+# The offline route end to end (tests/coursetools/test_wheelhouse.py): builds or updates the wheelhouse in SEGCOURSE_WHEELHOUSE
 # (default ~/.cache/segcourse/wheelhouse, kept between runs: a few GB the first time), installs it into a fresh
 # venv with the index off and this machine's pip configuration ignored, installs the kernel, runs the doctor.
 test-wheelhouse: $(TEST_STAMP)
-	@start=$$(date +%s); OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) tests/test_wheelhouse.py -m wheelhouse \
+	@start=$$(date +%s); OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) tests/coursetools/test_wheelhouse.py -m wheelhouse \
 	  -s -p no:cacheprovider --durations=0; rc=$$?; echo "make test-wheelhouse: $$(( $$(date +%s) - start )) s"; exit $$rc
 
 test-notebooks: $(TEST_STAMP)
@@ -121,23 +121,23 @@ test-browser: $(TEST_STAMP)
 # The course site: Sphinx + myst-nb + the book theme (requirements/site.txt) over solutions/ with their stored
 # outputs (nothing executed), offline, warnings are errors. Open build/site/index.html.
 site: $(TEST_STAMP)
-	$(BIN)/python -m segcourse site --out build/site
+	$(BIN)/python -m coursetools site --out build/site
 
 test-site: $(TEST_STAMP)
 	$(PYTEST) tests -m "site and not browser" -p no:cacheprovider
 
 course: $(COURSE_STAMP)
-	$(BIN)/python -m segcourse course
+	$(BIN)/python -m coursetools course
 
 # CI's quality gate: quick mode whatever the machine, every target met, every key result within its
 # tolerance (solutions/tolerances.json) of the one stored in the committed solutions.
 gate: $(COURSE_STAMP)
-	$(BIN)/python -m segcourse course --mode quick --gate --out build/gate
+	$(BIN)/python -m coursetools course --mode quick --gate --out build/gate
 
 # Store the solutions' quick-mode outputs and stamps, then regenerate the learner notebooks.
 LESSONS ?=
 solutions: $(TEST_STAMP)
-	$(BIN)/python -m segcourse course --store $(LESSONS)
+	$(BIN)/python -m coursetools course --store $(LESSONS)
 
 doctor: $(COURSE_STAMP)
 	$(BIN)/python -m segcourse doctor
@@ -149,7 +149,7 @@ backbones: $(COURSE_STAMP)
 	$(BIN)/python -m segcourse backbones build
 
 exercises: $(COURSE_STAMP)
-	$(BIN)/python -m segcourse exercises build
+	$(BIN)/python -m coursetools exercises build
 
 # Re-resolve the pins after editing requirements/*.txt (needs the package registry). pip resolves every
 # requirements file together in a fresh virtual environment, whatever .venv holds: --dry-run --report

@@ -3,11 +3,11 @@
 Run 1 is the quick-mode run stored in the solutions (their stamps); the other runs are course reports
 made with the seeds shifted, as another CPU's floating-point path would shift them, for example::
 
-    SEGCOURSE_SEED_OFFSET=100 python -m segcourse course --mode quick --out build/spread-100 03 04 05 06
-    SEGCOURSE_SEED_OFFSET=200 python -m segcourse course --mode quick --out build/spread-200 03 04 05 06
+    SEGCOURSE_SEED_OFFSET=100 python -m coursetools course --mode quick --out build/spread-100 03 04 05 06
+    SEGCOURSE_SEED_OFFSET=200 python -m coursetools course --mode quick --out build/spread-200 03 04 05 06
     python benchmarks/spread.py build/spread-100 build/spread-200 --tolerances solutions/tolerances.json
 
-(``python -m segcourse course --spread 3`` does the same in one command, sequentially.) It prints a
+(``python -m coursetools course --spread 3`` does the same in one command, sequentially.) It prints a
 Markdown table (every run's value and the range) and, with ``--tolerances``, writes one tolerance per
 result that moved (for the lessons the reports cover; the file's other lessons are kept): ``max(2 * range, floor)`` rounded up to two decimals, so that a later run on another
 machine stays inside it; a result that did not move at all is deterministic and gets no entry (exact).
@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nbformat
 
-from segcourse.course import format_spread, spread_table
-from segcourse.stored import stamp_of
+from coursetools.course import format_spread, spread_table
+from coursetools.stored import stamp_of
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
 

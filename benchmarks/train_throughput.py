@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from segcourse.train.speed import machine_name
+from coursetools.speed import machine_name
 
 
 def machine() -> str:
@@ -78,11 +78,11 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    from coursetools.speed import train_rate
     from segcourse import seed_everything
     from segcourse.data.synthetic import load_arrays
     from segcourse.models import unet
     from segcourse.train.cli import ArrayDataset
-    from segcourse.train.speed import train_rate
 
     seed_everything(0, deterministic=False)
     count = args.batch * (args.steps + args.warmup)

@@ -1,4 +1,9 @@
-"""Command line: ``python -m segcourse COMMAND ...``.
+"""Command line: ``python -m segcourse COMMAND ...`` (also ``segcourse COMMAND`` once installed).
+
+The commands a learner or instructor runs with the course installed: check the machine (doctor),
+build the datasets, pre-train the course backbones, train a lesson model, export and serve it.
+The course's own machinery (running every lesson, stored outputs, the site, the learner notebooks,
+the wheelhouse) is ``python -m coursetools`` in a checkout.
 
 Each command lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int`` (and optionally ``parse_args(parser, argv)``); only the invoked command's module is imported, so a slow import
@@ -13,19 +18,12 @@ import sys
 
 #: command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "doctor": ("segcourse.doctor", "check the environment: versions, device, mode, datasets, widgets"),
+    "doctor": ("segcourse.teaching.doctor", "check the environment: versions, device, mode, datasets, widgets"),
     "data": ("segcourse.data.cli", "build the synthetic datasets / convert real ones"),
-    "exercises": ("segcourse.exercises.cli", "build learner notebooks from the solutions, or check they are current"),
     "backbones": ("segcourse.train.course_backbones", "pre-train the course backbones (lessons 03, 05) once and cache them"),
     "train": ("segcourse.train.cli", "train a lesson model from the command line (pre-train before a workshop)"),
-    "course": ("segcourse.course", "run every solution notebook and write build/course-report.json"),
-    "notebooks": ("segcourse.notebooks", "execute notebooks in place (store outputs) in a chosen mode"),
-    "coursemap": ("segcourse.coursemap", "update the README course map's times from the notebooks and their stamps"),
-    "instructor": ("segcourse.instructor", "the instructor pack: schedules from the measured times, slide figures"),
-    "site": ("segcourse.coursesite", "build the course site (HTML, from the solutions' stored outputs) into build/site"),
     "export": ("segcourse.deploy.cli_export", "export a checkpoint to ONNX (dynamic sizes), checked against PyTorch"),
     "serve": ("segcourse.deploy.cli_serve", "serve a checkpoint or ONNX model over HTTP, with a demo page"),
-    "wheelhouse": ("segcourse.wheelhouse", "every pinned wheel in one folder for rooms with no internet (make wheelhouse)"),
 }
 
 

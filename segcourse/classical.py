@@ -1,7 +1,8 @@
 """Classical segmentation: thresholds, morphology, connected components, region growing, watershed.
 
 Lesson 01 builds these by hand and then uses them; the deep lessons use them as the
-baseline a network has to beat. Every function takes and returns NumPy arrays:
+baseline a network has to beat (:func:`watershed_labels` is lesson 01's whole instance pipeline, which
+lesson 08 compares with Mask R-CNN). Every function takes and returns NumPy arrays:
 
 * ``image``: ``(H, W)`` ``uint8`` grey levels (colour images: convert first, e.g.
   ``skimage.color.rgb2gray``, then :func:`to_uint8`);
@@ -32,7 +33,7 @@ import numpy as np
 __all__ = [
     "adaptive_threshold", "between_class_variance", "close_mask", "connected_components", "fill_holes",
     "gaussian_blur", "global_threshold", "histogram", "open_mask", "otsu_threshold", "region_grow",
-    "remove_small", "to_uint8", "watershed_distance", "watershed_instances",
+    "remove_small", "to_uint8", "watershed_distance", "watershed_instances", "watershed_labels",
 ]
 
 
@@ -454,3 +455,21 @@ def watershed_instances(mask: np.ndarray, min_distance: int = 5, smooth: float =
         next_id += 1
     labels = watershed(-distance, markers, mask=mask).astype(np.int32)
     return (labels, markers) if return_markers else labels
+
+
+def watershed_labels(image) -> np.ndarray:
+    """Lesson 01's tuned instance pipeline on a colour image: ``(H, W)`` int32 labels.
+
+    Grey = channel mean (:func:`to_uint8`), :func:`otsu_threshold`, :func:`open_mask` with radius 1,
+    :func:`fill_holes`, :func:`remove_small` below 30 pixels, then :func:`watershed_instances` with
+    ``min_distance=5``. Lesson 08 scores it against Mask R-CNN on the same cells.
+
+    Args:
+        image: ``(H, W, 3)`` uint8, or ``(3, H, W)`` float in [0, 1] (a dataset's tensor; numpy or torch).
+    """
+    image = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        image = np.moveaxis(image, 0, -1) * 255.0
+    grey = to_uint8(image.mean(axis=-1))
+    mask = remove_small(fill_holes(open_mask(global_threshold(grey, otsu_threshold(grey)), 1)), 30)
+    return watershed_instances(mask, min_distance=5).astype(np.int32)

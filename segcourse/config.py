@@ -113,7 +113,7 @@ def seed_everything(seed: int = 0, *, deterministic: bool = True, offset: bool =
 
     Returns:
         The seed, so a cell can end on it. ``$SEGCOURSE_SEED_OFFSET`` (set only by the spread
-        measurement of ``python -m segcourse course --spread``) is added to what is seeded,
+        measurement of ``python -m coursetools course --spread``) is added to what is seeded,
         not to the returned value, so that the lesson's printed seeds stay 0, 1, 2.
     """
     import torch

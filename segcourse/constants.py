@@ -6,14 +6,7 @@ out of the confusion matrix. It is 255 because masks are stored as 8-bit PNGs an
 255 is the value Pascal VOC, Cityscapes' train ids and torchvision's references use.
 """
 
-from pathlib import Path
-
 IGNORE_INDEX: int = 255
-
-#: The folder above the package: the course checkout (``solutions/``, ``notebooks/``, ``docs/``, the READMEs)
-#: when segcourse is imported from one, as the course runs it (``pip install -e .``). An installed wheel has only
-#: the package; the commands that read the checkout (course, coursemap, site, instructor) say so there.
-CHECKOUT: Path = Path(__file__).resolve().parent.parent
 
 #: Environment variable that selects the run mode (``smoke``, ``quick`` or ``full``).
 MODE_ENV: str = "SEGCOURSE_MODE"
@@ -25,7 +18,7 @@ REPORT_ENV: str = "SEGCOURSE_REPORT"
 DATA_ENV: str = "SEGCOURSE_DATA"
 
 #: Environment variable that shifts every seed given to ``seed_everything`` (default 0). The
-#: spread measurement (``python -m segcourse course --spread``) runs the course with offsets
+#: spread measurement (``python -m coursetools course --spread``) runs the course with offsets
 #: 0, 100, 200, ... to see how far a trained result moves when the floating-point path changes,
 #: as it does on another CPU; lessons never set it.
 SEED_OFFSET_ENV: str = "SEGCOURSE_SEED_OFFSET"

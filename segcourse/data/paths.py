@@ -4,9 +4,11 @@
 
 1. ``$SEGCOURSE_DATA`` when it is set (tests point it at a temporary folder; an instructor can
    point it at a shared drive);
-2. ``<repository>/datasets`` when ``segcourse`` runs from a source checkout (the editable install
-   the course's ``make lab`` / ``make test`` make), so generated data sits beside the dataset cards;
-3. ``~/.cache/segcourse/datasets`` otherwise (a plain ``pip install segcourse``).
+2. ``<repository>/datasets`` when ``segcourse`` is imported from a source checkout (the editable install
+   the course's ``make lab`` / ``make test`` make; see :func:`repo_root`), so generated data sits beside
+   the dataset cards;
+3. ``~/.cache/segcourse/datasets`` otherwise (a wheel installed with ``pip install segcourse``, wherever
+   the working directory is).
 
 Generated folders are named by everything that determines their content (see
 :func:`variant_name`), so a smoke-mode split never hides a quick-mode one.
@@ -17,8 +19,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from segcourse.constants import CHECKOUT
-
 #: Environment variable that overrides the data folder.
 DATA_ENV = "SEGCOURSE_DATA"
 
@@ -26,9 +26,13 @@ DATA_ENV = "SEGCOURSE_DATA"
 def repo_root() -> Path | None:
     """The source checkout ``segcourse`` is imported from, or ``None`` for an installed package.
 
-    A checkout is recognised by a ``pyproject.toml`` and a ``datasets/`` folder beside the package.
+    This is the only place ``segcourse`` looks for a repository, and it looks where the package's own files
+    are, never at the working directory: the folder above the package is a checkout when it holds a
+    ``pyproject.toml`` and a ``datasets/`` folder (an installed wheel sits in ``site-packages``, which has
+    neither). The course's own tools find the checkout from the working directory instead
+    (``coursetools.checkout``).
     """
-    candidate = CHECKOUT
+    candidate = Path(__file__).resolve().parents[2]
     if (candidate / "pyproject.toml").is_file() and (candidate / "datasets").is_dir():
         return candidate
     return None

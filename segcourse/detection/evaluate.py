@@ -1,9 +1,8 @@
-"""Instance predictions compared: Mask R-CNN's outputs vs lesson 01's watershed, scored and drawn.
+"""Instance predictions compared (Mask R-CNN's outputs, or lesson 01's watershed from
+:func:`segcourse.classical.watershed_labels`), scored and drawn.
 
 * :func:`to_label_map` -- torchvision predictions (soft ``(N, 1, H, W)`` masks, scores) -> one
   ``(H, W)`` instance-id map (a pixel claimed by several detections goes to the highest score);
-* :func:`watershed_labels` -- lesson 01's tuned classical pipeline (grey = channel mean, Otsu, opening
-  r=1, hole filling, pieces >= 30 px, distance-transform watershed with ``min_distance=5``);
 * :func:`labels_to_prediction` -- an instance map -> a prediction dict that :func:`~segcourse.metrics.mask_ap`
   scores (every instance gets score 1: a method without scores has a single operating point);
 * :func:`draw_instances` -- one picture: instances in distinct colours, boxes, scores, false
@@ -41,18 +40,6 @@ def to_label_map(prediction: dict, score_thresh: float = 0.5, mask_threshold: fl
         labels[free] = next_id
         next_id += 1
     return labels
-
-
-def watershed_labels(image) -> np.ndarray:
-    """Lesson 01's classical instance pipeline on an ``(H, W, 3)`` uint8 (or ``(3, H, W)`` float in [0, 1]) image."""
-    from .. import classical as C
-
-    image = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
-    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
-        image = np.moveaxis(image, 0, -1) * 255.0
-    grey = C.to_uint8(image.mean(axis=-1))
-    mask = C.remove_small(C.fill_holes(C.open_mask(C.global_threshold(grey, C.otsu_threshold(grey)), 1)), 30)
-    return C.watershed_instances(mask, min_distance=5).astype(np.int32)
 
 
 def labels_to_prediction(labels: np.ndarray, scores: np.ndarray | None = None) -> dict:

@@ -1,15 +1,13 @@
-"""Exercises: checks the learner runs, and the builder of the learner notebooks.
+"""Exercises: the checks a learner runs from a lesson.
 
 * :func:`check` -- ``check("1.1", my_function)`` prints passed / failed (which hidden case,
   why, a hint) / not attempted, and returns a :class:`CheckResult`; it never raises.
 * ``segcourse/exercises/lessonNN.py`` -- each lesson's checks, registered with
   :func:`segcourse.exercises.registry.exercise`.
-* ``python -m segcourse exercises build [LESSON ...] [--check]`` -- generate ``notebooks/``
-  from ``solutions/`` (see :mod:`segcourse.exercises.build`).
 
-Lessons import :func:`check` (and the ``lessonNN`` helpers); :mod:`~segcourse.exercises.build` and
-:mod:`~segcourse.exercises.cli` are repository tooling, imported by nothing a lesson runs: they work
-on the checkout given by the working directory or by ``--solutions``/``--notebooks``.
+The learner notebooks are generated from the solutions by the course's tools
+(``python -m coursetools exercises build``, :mod:`coursetools.learner`), which read the exercises
+registered here.
 """
 
 from .registry import CheckFailed, CheckResult, all_exercises, check, exercise, get

@@ -13,7 +13,7 @@ import torch
 
 from ..constants import IGNORE_INDEX
 from ..metrics import boundary_iou, confusion_matrix, scores_from_confusion
-from ..metrics.explore import per_case_dice
+from ..metrics.per_case import per_case_dice
 from .registry import CheckFailed, case, exercise, expect_callable, expect_close, expect_equal, expect_tensor
 
 # ------------------------------------------------------------------------------------------

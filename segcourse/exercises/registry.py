@@ -445,7 +445,7 @@ def expect_close(got: Any, want: Any, what: str = "result", *, atol: float = 1e-
 
 def learner_stub(*args: Any, **kwargs: Any) -> Any:
     """A function not written yet, as a learner notebook's exercise cell starts (see
-    :mod:`segcourse.exercises.build`): it raises ``NotImplementedError``, which a check reports as
+    :mod:`coursetools.learner`): it raises ``NotImplementedError``, which a check reports as
     "not attempted". The ``stub`` to give :func:`verify_exercise` for a function exercise."""
     raise NotImplementedError("Exercise: not written yet")
 

@@ -2,7 +2,7 @@
 
 The experiment trains one network per seed with a *warm-up* loss, then fine-tunes a copy of it with each
 candidate loss for the same number of steps on the same batch order, so that every loss starts from the
-same weights and sees the same batches (runs paired by seed, as :mod:`segcourse.compare` expects):
+same weights and sees the same batches (runs paired by seed, as :mod:`segcourse.teaching.compare` expects):
 
     >>> import torch
     >>> from segcourse.losses import CrossEntropyLoss

@@ -11,7 +11,12 @@
   for the classical lessons).
 * :mod:`~segcourse.metrics.objects` -- ``object_recall``: per-object recall of small and large objects,
   per class and class-agnostic (a diagnostic, lesson 05).
-* :mod:`~segcourse.metrics.explore` -- the pure functions behind the lesson-07 explorers.
+* :mod:`~segcourse.metrics.threshold` -- ``binary_scores``, ``threshold_sweep``, ``best_threshold``: binary
+  scores and the choice of a threshold on a probability map (the lesson-07 threshold explorer).
+* :mod:`~segcourse.metrics.per_case` -- ``per_case_dice``: per-image Dice with an explicit empty-case policy.
+
+The demonstration scenarios of lesson 07 (fake predictions, deliberately wrong formulas) are in
+:mod:`segcourse.teaching.demos`.
 
 Everything takes class ids (not logits): use :func:`logits_to_pred` first.
 """

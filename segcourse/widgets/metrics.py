@@ -1,7 +1,7 @@
 """Four ipywidgets explorers for lesson 07 (metrics).
 
-Each is a thin user interface over pure functions of :mod:`segcourse.metrics.explore` (which the
-tests check); the widget only reads its controls, calls them, and draws:
+Each is a thin user interface over pure functions of :mod:`segcourse.metrics.threshold` and
+:mod:`segcourse.teaching.demos` (which the tests check); the widget only reads its controls, calls them, and draws:
 
 * :func:`threshold_explorer`   -- a probability map, a threshold slider: live overlay, precision,
   recall, IoU, Dice, and the precision-recall curve with the current point;
@@ -27,16 +27,9 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ..metrics.explore import (
-    PERTURBATIONS,
-    binary_scores,
-    imbalance_scores,
-    perturb_mask,
-    perturb_panoptic,
-    perturbation_scores,
-    threshold_sweep,
-)
 from ..metrics.panoptic import match_segments, panoptic_quality
+from ..metrics.threshold import binary_scores, threshold_sweep
+from ..teaching.demos import PERTURBATIONS, imbalance_scores, perturb_mask, perturb_panoptic, perturbation_scores
 from ._explorer import explorer
 
 __all__ = ["imbalance_explorer", "panoptic_colours", "panoptic_explorer", "perturbation_explorer", "threshold_explorer"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from segcourse.coursesite import WIDGET_MIME
+from coursetools.site import WIDGET_MIME
 
 from ._chromium import launch_chromium, playwright
 from ._jupyterlab import jupyterlab, move_first_slider, run_notebook, screenshot_notebook

@@ -1,6 +1,6 @@
 """The course site in headless Chromium: the pages a reader opens, offline.
 
-The site is built from the solutions into a temporary folder (``segcourse.coursesite.build``), served
+The site is built from the solutions into a temporary folder (``coursetools.site.build``), served
 by ``python -m http.server`` on 127.0.0.1 and a free port (stopped by its PID), and opened with the
 shared Chromium launcher. Checked: the front page lists every lesson, every lesson page loads with
 each image decoded (natural width > 0) and its math typeset by the site's own MathJax, a search for
@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from segcourse.coursesite import build, lesson_paths
+from coursetools.site import build, lesson_paths
 
 from ._chromium import free_port, launch_chromium, playwright, stop_process
 

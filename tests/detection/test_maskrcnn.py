@@ -88,8 +88,9 @@ def test_label_maps_and_watershed_helpers():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from segcourse.classical import watershed_labels
     from segcourse.data import generate
-    from segcourse.detection.evaluate import draw_instances, labels_to_prediction, to_label_map, watershed_labels
+    from segcourse.detection.evaluate import draw_instances, labels_to_prediction, to_label_map
 
     masks = torch.zeros(3, 1, 8, 8)
     masks[0, 0, :4, :4] = 0.9

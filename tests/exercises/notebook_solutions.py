@@ -24,7 +24,7 @@ import symtable
 from pathlib import Path
 from typing import Any
 
-from segcourse.exercises import build as builder  # the exercise builder: the one import to follow if it moves
+from coursetools import learner as builder  # the learner-notebook builder parses the regions
 from segcourse.exercises.registry import load_all, verify_exercise
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"

@@ -105,9 +105,9 @@ def test_a_new_version_replaces_the_older_ones_of_the_same_encoder_and_mode(data
 def test_the_committed_quick_mode_backbones_match_the_code_and_recipes():
     """The gate's lessons 03 and 05 start from the committed quick-mode encoders (one fixed file, like
     downloaded weights): a change to the recipe or to the code behind the fingerprint makes them stale."""
-    from segcourse.constants import CHECKOUT
+    from segcourse.data.paths import repo_root
 
-    folder = CHECKOUT / "datasets" / "backbones"
+    folder = repo_root() / "datasets" / "backbones"
     for name, r in cb.RECIPES["quick"].items():
         expected = folder / f"{name}-quick-{cb.fingerprint(r)}.safetensors"
         found = sorted(p.name for p in folder.glob(f"{name}-quick-*.safetensors"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segcourse.metrics.explore import binary_scores, soft_prediction
+from segcourse.metrics.threshold import binary_scores
+from segcourse.teaching.demos import soft_prediction
 from segcourse.widgets._explorer import DESCRIPTION_WIDTH
 from segcourse.widgets.metrics import (
     imbalance_explorer,
