@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .._checks import check_int
 from ..constants import IGNORE_INDEX
 from .catalog import get_info
 from .paths import data_root, variant_name
@@ -143,8 +144,7 @@ def _resolve(name: str, split: str, count, size, seed) -> tuple[int, tuple[int, 
     if split not in SPLIT_OFFSETS:
         raise ValueError(f"split must be one of {', '.join(SPLIT_OFFSETS)}, got {split!r}")
     count = default_count(name, split) if count is None else count
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
+    count = check_int(count, "count")
     hw = check_size(default_size(name) if size is None else size)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")

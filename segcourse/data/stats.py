@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_int
 from ..constants import IGNORE_INDEX
 
 __all__ = ["ClassStats", "class_statistics"]
@@ -105,8 +106,7 @@ def class_statistics(masks: np.ndarray | Iterable[np.ndarray], num_classes: int,
             mask's position), no masks, or ``class_names`` of the wrong length.
         TypeError: a floating-point mask (class ids are integers; a mask divided by 255 is a bug).
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise TypeError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = check_int(num_classes, "num_classes")
     if class_names is None:
         class_names = tuple(f"class {c}" for c in range(num_classes))
     if len(class_names) != num_classes:

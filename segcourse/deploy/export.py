@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
+
 #: ONNX opset the course exports (ONNX Runtime 1.18+ runs it)
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -41,8 +43,7 @@ class DeployModel(nn.Module):
 
     def __init__(self, model: nn.Module, multiple: int = 1) -> None:
         super().__init__()
-        if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-            raise ValueError(f"multiple must be a positive int, got {multiple!r}")
+        check_int(multiple, "multiple")
         self.model, self.multiple = model, multiple
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
