@@ -56,7 +56,8 @@ def _check_image(image, name: str = "image") -> np.ndarray:
 def to_uint8(image) -> np.ndarray:
     """Rescale any real-valued ``(H, W)`` array linearly to ``uint8`` 0..255 (min -> 0, max -> 255).
 
-    A ``uint8`` input is returned unchanged; a constant image becomes all zeros.
+    A ``uint8`` input is returned unchanged; a constant image becomes all zeros. (The synthetic
+    generators' ``unit_float_to_uint8`` is the other conversion: ``[0, 1]`` times 255, not stretched.)
     """
     image = np.asarray(image)
     if image.dtype == np.uint8:

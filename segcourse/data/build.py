@@ -44,6 +44,7 @@ from PIL import Image
 from .._checks import check_int
 from ..constants import IGNORE_INDEX
 from .catalog import get_info
+from .coco import mask_to_rle
 from .paths import data_root, variant_name
 from .synthetic import GENERATORS, SPLIT_OFFSETS, default_count, default_size, generate, generator_fingerprint
 from .synthetic._common import check_size
@@ -90,24 +91,6 @@ def save_label_png(path: Path, labels: np.ndarray) -> None:
     if labels.size and (labels.min() < 0 or labels.max() > 65535):
         raise ValueError(f"a 16-bit PNG holds 0..65535, got values in [{labels.min()}, {labels.max()}]")
     Image.fromarray(labels.astype(np.uint16)).save(path, format="PNG")
-
-
-def rle_encode(binary: np.ndarray) -> dict:
-    """Uncompressed COCO RLE of a ``(H, W)`` bool mask: ``{"size": [H, W], "counts": [...]}``.
-
-    Runs are counted in column-major (Fortran) order and start with a run of zeros (possibly empty),
-    the convention of ``pycocotools.mask`` (``frPyObjects`` turns this into its compressed form).
-    """
-    binary = np.asarray(binary, dtype=bool)
-    h, w = binary.shape
-    flat = binary.ravel(order="F").astype(np.int8)
-    if flat.size == 0:
-        return {"size": [h, w], "counts": []}
-    change = np.flatnonzero(np.diff(flat)) + 1
-    counts = np.diff(np.concatenate([[0], change, [flat.size]])).tolist()
-    if flat[0]:
-        counts = [0] + counts
-    return {"size": [int(h), int(w)], "counts": [int(c) for c in counts]}
 
 
 def bbox_xywh(binary: np.ndarray) -> list[int]:
@@ -192,7 +175,7 @@ def write_split(folder: Path, name: str, split: str, count: int, size: tuple[int
                 binary = sample.instances == inst
                 classes = np.unique(sample.mask[binary])
                 coco_anns.append({"id": len(coco_anns) + 1, "image_id": image_id, "category_id": int(classes[0]),
-                                  "segmentation": rle_encode(binary), "area": int(binary.sum()),
+                                  "segmentation": mask_to_rle(binary, compressed=False), "area": int(binary.sum()),
                                   "bbox": bbox_xywh(binary), "iscrowd": 0})
         if sample.panoptic is not None:
             (folder / "panoptic").mkdir(exist_ok=True)
@@ -332,5 +315,5 @@ def ensure_dataset(name: str, split: str = "train", count: int | None = None, si
 
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "PANOPTIC_DIVISOR", "bbox_xywh", "dataset_dir", "ensure_dataset",
-           "is_complete", "palette_bytes", "panoptic_ids", "panoptic_rgb", "rle_encode", "save_indexed_png",
+           "is_complete", "palette_bytes", "panoptic_ids", "panoptic_rgb", "save_indexed_png",
            "save_label_png", "write_split"]
