@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
+from segcourse.files import atomic_write_text
+
 #: the checkout this file lives in (requirements/, pyproject.toml, the package)
 CHECKOUT = Path(__file__).resolve().parent.parent
 #: what a learner needs; a maintainer may add requirements/test.txt (``make wheelhouse WHEELHOUSE_REQUIREMENTS=...``)
@@ -333,12 +335,6 @@ def check(wheelhouse: Path, *, for_this_python: bool = True) -> dict:
     return manifest
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 @contextlib.contextmanager
 def _locked(wheelhouse: Path):
     """One build at a time per folder (a second waits); stale temporary folders of killed builds are removed."""
@@ -441,13 +437,13 @@ def build(wheelhouse: Path, requirements: list[Path] | None = None, constraints:
         for path in [*requirements, constraints]:
             _included(path, included)
         for path in included:
-            _write_atomic(reqdir / path.name, path.read_text())
-        _write_atomic(wheelhouse / "constraints.txt", constraints.read_text())
-        _write_atomic(wheelhouse / "requirements.txt",
+            atomic_write_text(reqdir / path.name, path.read_text())
+        atomic_write_text(wheelhouse / "constraints.txt", constraints.read_text())
+        atomic_write_text(wheelhouse / "requirements.txt",
                       "# segcourse and what a learner needs, pinned (constraints: constraints.txt)\n"
                       + "".join(f"-r requirements/{r.name}\n" for r in requirements if r.resolve() != build_reqs.resolve())
                       + f"segcourse=={own_version}\n")
-        _write_atomic(wheelhouse / "INSTALL.txt", _install_text(manifest))
+        atomic_write_text(wheelhouse / "INSTALL.txt", _install_text(manifest))
         if not current:
             # pip itself, index off, configuration off: does the folder hold everything?
             resolve([wheelhouse / "requirements.txt", wheelhouse / "requirements" / build_reqs.name],
@@ -457,7 +453,7 @@ def build(wheelhouse: Path, requirements: list[Path] | None = None, constraints:
                 if path.is_file() and parse_filename(path.name) and path.name not in keep:
                     log(f"wheelhouse: removing {path.name} (no longer pinned)")
                     path.unlink()
-        _write_atomic(wheelhouse / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        atomic_write_text(wheelhouse / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         check(wheelhouse)
     size = sum(f["size"] for f in files)
     log(f"wheelhouse: {wheelhouse}: {len(files)} files, {size / 1e9:.2f} GB, for {target()} "

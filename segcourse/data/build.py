@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from .._checks import check_int
-from ..constants import IGNORE_INDEX
+from ..files import save_indexed_png
 from .catalog import get_info
 from .coco import mask_to_rle
 from .paths import data_root, variant_name
@@ -57,34 +57,6 @@ PANOPTIC_DIVISOR = 1000
 
 
 # ----------------------------------------------------------------------------------------------- encoders
-def palette_bytes(palette, ignore_index: int = IGNORE_INDEX) -> list[int]:
-    """A 768-entry flat palette for an indexed PNG: class colours, white at ``ignore_index``, black elsewhere."""
-    flat = [0] * 768
-    for i, rgb in enumerate(palette):
-        flat[3 * i:3 * i + 3] = [int(c) for c in rgb]
-    flat[3 * ignore_index:3 * ignore_index + 3] = [255, 255, 255]
-    return flat
-
-
-def save_indexed_png(path: Path, mask: np.ndarray, palette, ignore_index: int = IGNORE_INDEX) -> None:
-    """Save ``mask: (H, W)`` integer class ids in ``[0, 255]`` as a palette ("P") PNG.
-
-    The pixel values are the class ids, so ``np.array(Image.open(path))`` gives them back unchanged;
-    the palette only decides how image viewers draw them.
-
-    Raises:
-        ValueError: ``mask`` is not 2-D or has values outside ``[0, 255]``.
-    """
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be (H, W), got shape {mask.shape}")
-    if mask.size and (mask.min() < 0 or mask.max() > 255):
-        raise ValueError(f"an indexed PNG holds ids 0..255, got values in [{mask.min()}, {mask.max()}]")
-    img = Image.fromarray(mask.astype(np.uint8))           # mode "L"
-    img.putpalette(palette_bytes(palette, ignore_index))   # an "L" image with a palette becomes "P"
-    img.save(path, format="PNG")
-
-
 def save_label_png(path: Path, labels: np.ndarray) -> None:
     """Save ``labels: (H, W)`` non-negative ints below 65536 as a 16-bit greyscale PNG."""
     labels = np.asarray(labels)
@@ -315,5 +287,5 @@ def ensure_dataset(name: str, split: str = "train", count: int | None = None, si
 
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "PANOPTIC_DIVISOR", "bbox_xywh", "dataset_dir", "ensure_dataset",
-           "is_complete", "palette_bytes", "panoptic_ids", "panoptic_rgb", "save_indexed_png",
+           "is_complete", "panoptic_ids", "panoptic_rgb",
            "save_label_png", "write_split"]

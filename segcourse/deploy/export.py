@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_int
+from ..files import atomic_path
 
 #: ONNX opset the course exports (ONNX Runtime 1.18+ runs it)
 OPSET = 17
@@ -105,23 +106,21 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_channels: int |
     with torch.no_grad():
         num_classes = int(wrapped(sample).shape[1])
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")            # TracerWarnings from the model's own shape checks
-        torch.onnx.export(wrapped, (sample,), str(tmp), dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes})
-    proto = onnx.load(str(tmp))
-    props = {"num_classes": num_classes, "in_channels": channels, "multiple": wrapped.multiple,
-             "preprocess": "RGB float32 / 255, (N, C, H, W)", **(metadata or {})}
-    for key, value in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = str(key), str(value)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")            # TracerWarnings from the model's own shape checks
+            torch.onnx.export(wrapped, (sample,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes})
+        proto = onnx.load(str(tmp))
+        props = {"num_classes": num_classes, "in_channels": channels, "multiple": wrapped.multiple,
+                 "preprocess": "RGB float32 / 255, (N, C, H, W)", **(metadata or {})}
+        for key, value in props.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = str(key), str(value)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
     return path
 
 

@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import atomic_write_text
 from .registry import ID_PATTERN, Exercise, load_all
 
 
@@ -412,9 +413,7 @@ def build(lessons: list[str] | None = None, *, check: bool = False, solutions: P
             continue
         if current != result.text:
             notebooks.mkdir(parents=True, exist_ok=True)
-            tmp = result.target.with_suffix(".ipynb.tmp")
-            tmp.write_text(result.text, encoding="utf-8")
-            tmp.replace(result.target)
+            atomic_write_text(result.target, result.text)
             log(f"wrote {result.target.name} ({len(result.exercises)} exercise(s): {', '.join(result.exercises) or '-'})")
         else:
             log(f"{result.target.name} is current ({len(result.exercises)} exercise(s))")

@@ -22,9 +22,9 @@ from segcourse.data.build import (
     is_complete,
     panoptic_ids,
     panoptic_rgb,
-    save_indexed_png,
 )
 from segcourse.data.paths import repo_root, variant_name
+from segcourse.files import save_indexed_png
 
 # pycocotools 2.0.x calls np.array(copy=False) internally; not our concern here
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

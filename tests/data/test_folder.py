@@ -13,7 +13,7 @@ from PIL import Image
 
 from segcourse.constants import IGNORE_INDEX
 from segcourse.data import SegmentationFolder
-from segcourse.data.build import save_indexed_png
+from segcourse.files import save_indexed_png
 
 PALETTE = [(0, 0, 0), (255, 0, 0), (0, 255, 0)]
 
