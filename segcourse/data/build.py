@@ -45,13 +45,12 @@ from .._checks import check_int
 from ..files import save_indexed_png
 from .catalog import get_info
 from .coco import mask_to_rle
-from .paths import data_root, variant_name
+from .paths import MANIFEST, data_root, variant_name
 from .synthetic import GENERATORS, SPLIT_OFFSETS, default_count, default_size, generate, generator_fingerprint
 from .synthetic._common import check_size
 
 #: Version of the on-disk layout, stored in every manifest; bump it when the layout changes.
 FORMAT_VERSION = 1
-MANIFEST = "dataset.json"
 #: Panoptic segment ids: ``(class_id + 1) * PANOPTIC_DIVISOR + instance_id`` (never 0, which COCO reserves for void).
 PANOPTIC_DIVISOR = 1000
 
@@ -286,6 +285,6 @@ def ensure_dataset(name: str, split: str = "train", count: int | None = None, si
     return final
 
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "PANOPTIC_DIVISOR", "bbox_xywh", "dataset_dir", "ensure_dataset",
+__all__ = ["FORMAT_VERSION", "PANOPTIC_DIVISOR", "bbox_xywh", "dataset_dir", "ensure_dataset",
            "is_complete", "panoptic_ids", "panoptic_rgb",
            "save_label_png", "write_split"]

@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from segcourse.constants import CHECKOUT
+from segcourse.constants import CHECKOUT, DATA_ENV
 
-#: Environment variable that overrides the data folder.
-DATA_ENV = "SEGCOURSE_DATA"
+#: The manifest every dataset folder holds (written last: a folder without it is incomplete).
+MANIFEST = "dataset.json"
 
 
 def repo_root() -> Path | None:
@@ -58,4 +58,4 @@ def variant_name(split: str, height: int, width: int, count: int, seed: int, tag
     return f"{name}-{tag}" if tag else name
 
 
-__all__ = ["DATA_ENV", "data_root", "repo_root", "variant_name"]
+__all__ = ["MANIFEST", "data_root", "repo_root", "variant_name"]

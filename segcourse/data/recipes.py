@@ -73,11 +73,11 @@ import numpy as np
 from ..constants import IGNORE_INDEX
 from ..files import save_indexed_png
 from .download import atomic_directory, download, safe_extract
+from .paths import MANIFEST
 
 __all__ = ["RECIPES", "Recipe", "RemoteFile", "convert_isbi2012", "convert_massachusetts", "convert_oxford_pet",
            "convert_voc2012", "get_recipe", "main", "prepare", "read_split", "VOC_CLASSES"]
 
-MANIFEST = "dataset.json"
 
 
 @dataclass(frozen=True)

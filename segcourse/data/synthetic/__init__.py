@@ -32,7 +32,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..._checks import check_int
-from ...config import get_mode
+from ...config import mode_index
 from . import aerial, cells, shapes, street
 from ._common import Sample, check_size, make_rng
 from .aerial import generate_aerial
@@ -79,9 +79,6 @@ DEFAULT_COUNT: dict[str, dict[str, tuple[int, int, int]]] = {
     "street": {"train": (8, 256, 2000), "val": (4, 64, 200), "test": (4, 64, 200)},
 }
 
-_MODE_INDEX = {"smoke": 0, "quick": 1, "full": 2}
-
-
 def _check_name(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"name must be a dataset name (str), got {type(name).__name__}")
@@ -92,7 +89,7 @@ def _check_name(name: str) -> str:
 
 def default_size(name: str) -> int:
     """The image side ``name`` uses in the current mode (see :data:`DEFAULT_SIZE`)."""
-    return DEFAULT_SIZE[_check_name(name)][_MODE_INDEX[get_mode()]]
+    return DEFAULT_SIZE[_check_name(name)][mode_index()]
 
 
 def default_count(name: str, split: str = "train") -> int:
@@ -100,7 +97,7 @@ def default_count(name: str, split: str = "train") -> int:
     _check_name(name)
     if split not in SPLIT_OFFSETS:
         raise ValueError(f"split must be one of {', '.join(SPLIT_OFFSETS)}, got {split!r}")
-    return DEFAULT_COUNT[name][split][_MODE_INDEX[get_mode()]]
+    return DEFAULT_COUNT[name][split][mode_index()]
 
 
 def generate(name: str, index: int, size: int | tuple[int, int] | None = None, seed: int = 0, **knobs) -> Sample:
