@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segcourse.constants import CHECKOUT
-from segcourse.wheelhouse import parse_pins
+from segcourse.pins import parse_pins
 
 ROOT = CHECKOUT
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from segcourse.files import atomic_write_text
+from segcourse.pins import normalize
 
 #: the checkout this file lives in (requirements/, pyproject.toml, the package)
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -57,7 +58,6 @@ TMP_PREFIX = ".tmp-"
 
 _WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 _SDIST = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)\.(tar\.gz|zip)$")
-_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
 
 
 class WheelhouseError(RuntimeError):
@@ -79,11 +79,6 @@ class Item:
         return f"{self.name}=={self.version}"
 
 
-def normalize(name: str) -> str:
-    """PEP 503 name: ``Scikit_Image`` -> ``scikit-image``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def parse_filename(filename: str) -> tuple[str, str] | None:
     """``(normalized name, version)`` of a wheel or sdist file name, ``None`` for other files.
 
@@ -96,16 +91,6 @@ def parse_filename(filename: str) -> tuple[str, str] | None:
     if not match:
         return None
     return normalize(match.group("name")), match.group("version")
-
-
-def parse_pins(lines) -> dict[str, str]:
-    """``{normalized name: version}`` of the exact ``name==version`` lines (comments and options skipped)."""
-    pins = {}
-    for line in lines:
-        match = _PIN.match(line)
-        if match:
-            pins[normalize(match.group(1))] = match.group(2)
-    return pins
 
 
 def missing_files(folder: Path, pins: dict[str, str]) -> list[str]:
