@@ -83,6 +83,29 @@ def test_modules_equal_functions_and_move_weights():
     torch.testing.assert_close(L.BoundaryLoss()(logits, target, dist_maps=dist), L.boundary_loss(logits, target))
 
 
+@pytest.mark.parametrize("cls, fn", [
+    (L.CrossEntropyLoss, L.cross_entropy), (L.BinaryCrossEntropyLoss, L.binary_cross_entropy),
+    (L.OHEMCrossEntropyLoss, L.ohem_cross_entropy), (L.DiceLoss, L.dice_loss), (L.BinaryDiceLoss, L.binary_dice_loss),
+    (L.TverskyLoss, L.tversky_loss), (L.BinaryTverskyLoss, L.binary_tversky_loss), (L.CEDiceLoss, L.ce_dice_loss),
+    (L.FocalLoss, L.focal_loss), (L.BinaryFocalLoss, L.binary_focal_loss),
+    (L.LovaszSoftmaxLoss, L.lovasz_softmax_loss), (L.LovaszHingeLoss, L.lovasz_hinge_loss),
+    (L.BoundaryLoss, L.boundary_loss),
+])
+def test_module_signature_is_the_functions(cls, fn):
+    """Each module is written out by hand: its keyword arguments and defaults must stay those of its function."""
+    import inspect
+
+    want = {k: p.default for k, p in list(inspect.signature(fn).parameters.items())[2:] if k != "dist_maps"}
+    got = {k: p.default for k, p in list(inspect.signature(cls.__init__).parameters.items())[1:]}
+    assert got == want
+    assert cls.__doc__ and fn.__name__ in cls.__doc__
+
+
+def test_module_repr_shows_its_options():
+    assert repr(L.CrossEntropyLoss(weight=[1, 2])) == (
+        "CrossEntropyLoss(weight=[1.0, 2.0], ignore_index=255, label_smoothing=0.0, reduction='mean')")
+
+
 def test_module_rejects_unknown_argument():
     with pytest.raises(TypeError, match="gama"):
         L.FocalLoss(gama=2.0)
