@@ -8,6 +8,7 @@ import torch
 
 import segcourse.losses as L
 from segcourse.constants import IGNORE_INDEX
+from segcourse.data.stats import class_statistics
 
 from .conftest import make_binary, make_multiclass
 
@@ -22,10 +23,12 @@ def _masks():
     return np.stack([a, b])
 
 
-def test_class_pixel_counts_by_hand():
-    pixels, image_pixels = L.class_pixel_counts(_masks(), 3)
-    np.testing.assert_array_equal(pixels, [12 + 13, 4, 2])            # 16 - 4 ; 16 - 2 - 1 ignored
-    np.testing.assert_array_equal(image_pixels, [16 + 15, 16, 15])    # labelled pixels of the images containing c
+def test_class_counts_by_hand():
+    stats = class_statistics(_masks(), 3)
+    np.testing.assert_array_equal(stats.pixels, [12 + 13, 4, 2])            # 16 - 4 ; 16 - 2 - 1 ignored
+    np.testing.assert_array_equal(stats.image_pixels, [16 + 15, 16, 15])    # labelled pixels of the images containing c
+    np.testing.assert_array_equal(stats.images, [2, 1, 1])
+    assert stats.ignored == 1
 
 
 def test_inverse_frequency_weights_by_hand():
@@ -58,14 +61,14 @@ def test_weights_from_dataset_and_loader_equal_weights_from_array():
 
 
 def test_class_counts_errors():
-    with pytest.raises(ValueError, match="label 7"):
-        L.class_pixel_counts(np.array([[0, 7]]), 3)
-    with pytest.raises(ValueError, match="empty"):
-        L.class_pixel_counts([], 3)
+    with pytest.raises(ValueError, match=r"labels \[7\]"):
+        L.inverse_frequency_weights(np.array([[0, 7]]), 3)
+    with pytest.raises(ValueError, match="no masks"):
+        L.median_frequency_weights([], 3)
     with pytest.raises(TypeError, match="integer"):
-        L.class_pixel_counts(np.zeros((2, 2), np.float32), 3)
+        L.inverse_frequency_weights(np.zeros((2, 2), np.float32), 3)
     with pytest.raises(TypeError, match="DataLoader"):
-        L.class_pixel_counts(3.0, 3)
+        L.inverse_frequency_weights(3.0, 3)
 
 
 def test_modules_equal_functions_and_move_weights():
