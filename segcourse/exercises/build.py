@@ -89,7 +89,7 @@ _KEEP_CELL_METADATA = ("tags", "jupyter", "editable", "deletable", "slideshow", 
 
 #: Tags about the solution's stored outputs, meaningless in a learner notebook (which has none); ``slide``
 #: marks the figure `python -m segcourse instructor slides` extracts.
-_OUTPUT_TAGS = ("nbval-check-output", "nbval-ignore-output", "shows-failing-check", "slide")
+_OUTPUT_TAGS = ("nbval-check-output", "shows-failing-check", "slide")
 
 
 def _learner_cell_metadata(cell) -> dict:
