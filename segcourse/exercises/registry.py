@@ -61,7 +61,6 @@ __all__ = [
 LEVELS: tuple[str, ...] = ("warm-up", "core", "stretch")
 #: Kinds of exercise (COURSE.md): write the code; predict a result, then run it; break working code and explain.
 KINDS: tuple[str, ...] = ("implement", "predict", "break-it")
-_KIND_ALIASES = {"predict-then-check": "predict", "break-it-and-explain": "break-it", "explain": "break-it"}
 ID_PATTERN = re.compile(r"^(0|[1-9]\d*)\.([1-9]\d*)$")
 
 NOT_ATTEMPTED = "not attempted"
@@ -174,8 +173,7 @@ def exercise(id: str, *, title: str, level: str, minutes: int, kind: str, goal: 
         title: short title (appears in the learner's stub ``NotImplementedError``).
         level: ``"warm-up"``, ``"core"`` or ``"stretch"``.
         minutes: time estimate, a positive integer.
-        kind: ``"implement"``, ``"predict"`` (also ``"predict-then-check"``) or
-            ``"break-it"`` (also ``"break-it-and-explain"``, ``"explain"``).
+        kind: ``"implement"``, ``"predict"`` or ``"break-it"``.
         goal: the learning goal.
         hint: a hint shown after a failed attempt.
 
@@ -191,10 +189,8 @@ def exercise(id: str, *, title: str, level: str, minutes: int, kind: str, goal: 
                          f"(lesson without a leading zero, n from 1)")
     if level not in LEVELS:
         raise ValueError(f"exercise {id}: level {level!r} is not one of {', '.join(LEVELS)}")
-    kind = _KIND_ALIASES.get(kind, kind)
     if kind not in KINDS:
-        raise ValueError(f"exercise {id}: kind {kind!r} is not one of {', '.join(KINDS)} "
-                         f"(aliases: {', '.join(_KIND_ALIASES)})")
+        raise ValueError(f"exercise {id}: kind {kind!r} is not one of {', '.join(KINDS)}")
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
         raise ValueError(f"exercise {id}: minutes must be a positive integer, got {minutes!r}")
     for name, value in (("title", title), ("goal", goal), ("hint", hint)):
