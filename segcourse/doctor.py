@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from segcourse.checking import CheckResult
 from segcourse.constants import CHECKOUT
 from segcourse.pins import parse_pins
 
@@ -39,17 +40,15 @@ OPTIONAL_USES = {
 
 
 @dataclass
-class Check:
-    """One line of the doctor's report."""
+class Check(CheckResult):
+    """One line of the doctor's report: a :class:`~segcourse.checking.CheckResult` that may be optional
+    (``required=False``: a failure is a warning)."""
 
-    name: str
-    ok: bool
-    detail: str
     required: bool = True
 
     def line(self) -> str:
-        mark = "ok " if self.ok else ("FAIL" if self.required else "warn")
-        return f"[{mark:4}] {self.name:<22} {self.detail}"
+        mark = "ok " if self.passed else ("FAIL" if self.required else "warn")
+        return f"[{mark:4}] {self.name:<22} {self.message}"
 
 
 def _pins() -> dict[str, str]:
@@ -83,7 +82,7 @@ def check_torch(pins: dict[str, str]) -> list[Check]:
         same = want is None or version.split("+")[0] == want
         detail = version + ("" if same else f" (the course is tested with {want}; other versions may work)")
         checks.append(Check(dist, True, detail))
-    if all(c.ok for c in checks):
+    if all(c.passed for c in checks):
         try:
             import torch
             from torchvision.ops import nms
@@ -187,7 +186,7 @@ def collect() -> list[Check]:
     torch_checks = check_torch(_pins())
     checks += torch_checks
     checks += check_packages()
-    if all(c.ok for c in torch_checks):
+    if all(c.passed for c in torch_checks):
         checks += check_device()
     checks += check_datasets()
     checks += check_jupyter()
@@ -205,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for c in checks:
             print(c.line())
-    failed = [c for c in checks if c.required and not c.ok]
+    failed = [c for c in checks if c.required and not c.passed]
     if failed:
         print(f"\n{len(failed)} problem(s): {', '.join(c.name for c in failed)}. Fix them as described above.", file=sys.stderr)
         return 1

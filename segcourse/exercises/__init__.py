@@ -1,7 +1,8 @@
 """Exercises: checks the learner runs, and the builder of the learner notebooks.
 
 * :func:`check` -- ``check("1.1", my_function)`` prints passed / failed (which hidden case,
-  why, a hint) / not attempted, and returns a :class:`CheckResult`; it never raises.
+  why, a hint) / not attempted, and returns an :class:`~segcourse.exercises.registry.ExerciseResult` (a
+  :class:`segcourse.checking.CheckResult`); it never raises.
 * ``segcourse/exercises/lessonNN.py`` -- each lesson's checks, registered with
   :func:`segcourse.exercises.registry.exercise`.
 * ``python -m segcourse exercises build [LESSON ...] [--check]`` -- generate ``notebooks/``
@@ -12,6 +13,6 @@ Lessons import :func:`check` (and the ``lessonNN`` helpers); :mod:`~segcourse.ex
 on the checkout given by the working directory or by ``--solutions``/``--notebooks``.
 """
 
-from .registry import CheckFailed, CheckResult, all_exercises, check, exercise, get
+from .registry import ExerciseResult, all_exercises, check, exercise, get
 
-__all__ = ["CheckFailed", "CheckResult", "all_exercises", "check", "exercise", "get"]
+__all__ = ["ExerciseResult", "all_exercises", "check", "exercise", "get"]
