@@ -229,12 +229,6 @@ def _disk(radius: int) -> np.ndarray:
 BORDERS: tuple[str, ...] = ("background", "edge", "reflect")
 
 
-def _check_border(border: str) -> str:
-    if border not in BORDERS:
-        raise ValueError(f"border must be one of {', '.join(BORDERS)}, got {border!r}")
-    return border
-
-
 def open_mask(mask: np.ndarray, radius: int = 1, *, border: str = "background") -> np.ndarray:
     """Morphological opening (erode, then dilate) with a disk: removes specks and thin bridges
     narrower than about ``2 * radius + 1`` pixels. ``(H, W)`` binary -> ``(H, W)`` bool.
@@ -247,17 +241,7 @@ def open_mask(mask: np.ndarray, radius: int = 1, *, border: str = "background") 
             repeated; ``"reflect"``: the image mirrored at its edge (``skimage.morphology.opening``'s
             convention; lesson 10's post-processing).
     """
-    from scipy import ndimage
-
-    mask, border = as_binary_mask(mask), _check_border(border)
-    footprint = _disk(radius)
-    if radius == 0:
-        return mask.copy()
-    if border == "reflect":
-        from skimage import morphology
-
-        return morphology.opening(mask, footprint).astype(bool)
-    return _padded(mask, radius, border, lambda m: ndimage.binary_opening(m, structure=footprint, border_value=0))
+    return _morphology("opening", mask, radius, border)
 
 
 def close_mask(mask: np.ndarray, radius: int = 1, *, border: str = "edge") -> np.ndarray:
@@ -272,24 +256,27 @@ def close_mask(mask: np.ndarray, radius: int = 1, *, border: str = "edge") -> np
             the image mirrored at its edge (``skimage.morphology.closing``'s convention; lesson 10's
             post-processing).
     """
+    return _morphology("closing", mask, radius, border)
+
+
+def _morphology(operation: str, mask, radius: int, border: str) -> np.ndarray:
+    """``operation`` (``"opening"`` or ``"closing"``) with a disk of ``radius``, outside the image as ``border`` says."""
     from scipy import ndimage
 
-    mask, border = as_binary_mask(mask), _check_border(border)
-    footprint = _disk(radius)
+    mask, footprint = as_binary_mask(mask), _disk(radius)
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {', '.join(BORDERS)}, got {border!r}")
     if radius == 0:
         return mask.copy()
     if border == "reflect":
         from skimage import morphology
 
-        return morphology.closing(mask, footprint).astype(bool)
-    return _padded(mask, radius, border, lambda m: ndimage.binary_closing(m, structure=footprint))
-
-
-def _padded(mask: np.ndarray, radius: int, border: str, operation) -> np.ndarray:
+        return getattr(morphology, operation)(mask, footprint).astype(bool)
+    binary = ndimage.binary_opening if operation == "opening" else ndimage.binary_closing
     if border == "background":
-        return operation(mask)
+        return binary(mask, structure=footprint, border_value=0)
     pad = int(radius)
-    return operation(np.pad(mask, pad, mode="edge"))[pad:-pad, pad:-pad]
+    return binary(np.pad(mask, pad, mode="edge"), structure=footprint, border_value=0)[pad:-pad, pad:-pad]
 
 
 def fill_holes(mask: np.ndarray, max_size: int | None = None) -> np.ndarray:
