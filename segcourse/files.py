@@ -3,6 +3,7 @@
 * :func:`atomic_path` -- write to a temporary sibling, then rename it over the target in one step
   (``os.replace``); an error or an interrupt leaves the old file, and no temporary one;
 * :func:`atomic_write_text` / :func:`atomic_write_bytes` -- the same for a string or bytes;
+* :func:`atomic_directory` -- the same for a folder built in a temporary sibling;
 * :func:`indexed_png` / :func:`save_indexed_png` -- a mask of class ids as a palette ("P") PNG: the pixel
   values are the ids, the palette only decides how a viewer draws them.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,7 +23,7 @@ import numpy as np
 
 from .constants import IGNORE_INDEX
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "indexed_png", "palette_bytes",
+__all__ = ["atomic_directory", "atomic_path", "atomic_write_bytes", "atomic_write_text", "indexed_png", "palette_bytes",
            "save_indexed_png"]
 
 
@@ -47,6 +50,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:  # a full disk, an interrupt: keep the old file, leave no temporary one
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder elsewhere, then put it at ``dest`` in one rename.
+
+    Yields an empty temporary folder beside ``dest`` (same file system). When the ``with`` block
+    succeeds, an existing ``dest`` is removed and the temporary folder renamed to ``dest``; when it
+    fails (or is interrupted), the temporary folder is deleted and ``dest`` is left as it was.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

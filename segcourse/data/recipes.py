@@ -31,7 +31,7 @@ which :class:`segcourse.data.SegmentationFolder` reads (pairing files by stem).
 
 Safety, in the order things happen (:mod:`segcourse.data.download` does the work):
 
-1. every file is downloaded to ``NAME.part`` and renamed only when complete and its checksum
+1. every file is downloaded to a temporary file beside ``NAME`` and renamed only when complete and its checksum
    matches (SHA-256 where we have one; the MD5 that torchvision pins where that is all there is).
    A file with no checksum at all (ISBI 2012's) is not downloaded over the network unless you ask
    for it (``allow_unverified=True``, ``--allow-unverified``), and then only after a loud
@@ -71,8 +71,8 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import IGNORE_INDEX
-from ..files import save_indexed_png
-from .download import atomic_directory, download, safe_extract
+from ..files import atomic_directory, save_indexed_png
+from .download import download, safe_extract
 from .paths import MANIFEST
 
 __all__ = ["RECIPES", "Recipe", "RemoteFile", "convert_isbi2012", "convert_massachusetts", "convert_oxford_pet",
