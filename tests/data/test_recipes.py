@@ -465,7 +465,7 @@ def test_unverified_recipe_file_warns(tmp_path, pet_source, monkeypatch):
 
 
 def test_atomic_directory_replaces_on_success_and_leaves_dest_on_failure(tmp_path):
-    from segcourse.data.download import atomic_directory
+    from segcourse.files import atomic_directory
 
     dest = tmp_path / "out"
     dest.mkdir()
