@@ -17,7 +17,7 @@ def _square(mask, y, x, side):
     return mask
 
 
-def test_remove_small_components_keeps_those_at_least_min_size():
+def test_remove_small_keeps_the_components_of_at_least_min_size():
     mask = np.zeros((20, 20), bool)
     _square(mask, 1, 1, 5)           # 25 pixels
     _square(mask, 10, 10, 2)         # 4 pixels
