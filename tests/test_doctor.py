@@ -14,6 +14,20 @@ def test_doctor_passes_in_the_course_environment(capsys, data_root):
     assert "All required checks passed." in out
 
 
+def test_doctor_json_uses_the_shared_check_result_fields(monkeypatch, capsys):
+    import json
+
+    from segcourse.checking import CheckResult
+
+    monkeypatch.setattr(doctor, "collect", lambda: [doctor.Check("python", True, "3.11"),
+                                                    doctor.Check("tensorboard", False, "missing", required=False)])
+    assert main(["doctor", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"name": "python", "passed": True, "message": "3.11", "required": True},
+        {"name": "tensorboard", "passed": False, "message": "missing", "required": False}]
+    assert isinstance(doctor.check_python(), CheckResult)
+
+
 def test_doctor_fails_with_a_clear_message_when_a_package_is_missing(monkeypatch, capsys):
     monkeypatch.setitem(doctor.REQUIRED_PACKAGES, "package_that_is_not_there", "not-there")
     assert main(["doctor"]) == 1
