@@ -22,6 +22,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..config import MODES
+
 #: small-but-useful model arguments per model and mode (smoke, quick, full); ``--model-kwargs`` overrides
 PRESETS: dict[str, tuple[dict, dict, dict]] = {
     "unet": ({"depth": 3, "base_channels": 8}, {"depth": 4, "base_channels": 16}, {"depth": 4, "base_channels": 32}),
@@ -44,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True,
                         help="synthetic dataset: cells, shapes, shapes-multiscale, aerial, street")
     parser.add_argument("--out", required=True, type=Path, help="checkpoint to write (.safetensors)")
-    parser.add_argument("--mode", choices=["smoke", "quick", "full"], default=None,
+    parser.add_argument("--mode", choices=MODES, default=None,
                         help="sizes and epochs (default: $SEGCOURSE_MODE, else full with CUDA / quick without)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default per mode: 1 / 15 / 40)")
     parser.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds of training")
