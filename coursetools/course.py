@@ -41,6 +41,7 @@ from pathlib import Path
 
 from segcourse.config import MODES, get_mode
 from segcourse.constants import SEED_OFFSET_ENV
+from segcourse.files import atomic_path
 from segcourse.teaching import results as results_mod
 
 from . import checkout
@@ -267,9 +268,8 @@ def store_lesson(path: Path, entry: dict, *, timeout: int, speed: float | None, 
         return False
     executed.metadata["segcourse"] = make_stamp(executed, seconds=entry["seconds"], results=entry["results"],
                                                 speed=speed, load_per_cpu=load)
-    tmp = path.with_name(f".{path.name}.tmp")
-    nbformat.write(executed, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        nbformat.write(executed, tmp)
     stamp = executed.metadata["segcourse"]
     log(f"  {path.name}: stored ({stamp['seconds']} s, {stamp['compared_cells']} compared cells"
         + (f"; now compared: cells {gained}" if gained else "") + (f"; NO LONGER compared: cells {lost}" if lost else "")

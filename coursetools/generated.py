@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from segcourse.files import atomic_write_text
+
 
 def sync_generated(path: Path, wanted: str, *, check: bool, what: str, command: str) -> bool:
     """Make ``path`` hold ``wanted``, or with ``check`` only say whether it does; True when it did already.
@@ -33,9 +35,6 @@ def sync_generated(path: Path, wanted: str, *, check: bool, what: str, command: 
     if check:
         print(f"{path.name} ({what}): not current; run `{command}`")
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(wanted, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, wanted)
         print(f"{path.name} ({what}): written")
     return False

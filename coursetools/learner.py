@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segcourse.exercises.registry import ID_PATTERN, Exercise, load_all
+from segcourse.files import atomic_write_text
 
 from . import checkout
 
@@ -76,7 +77,7 @@ _KEEP_CELL_METADATA = ("tags", "jupyter", "editable", "deletable", "slideshow", 
 
 #: Tags about the solution's stored outputs, meaningless in a learner notebook (which has none); ``slide``
 #: marks the figure `python -m coursetools instructor slides` extracts.
-_OUTPUT_TAGS = ("nbval-check-output", "nbval-ignore-output", "shows-failing-check", "slide")
+_OUTPUT_TAGS = ("nbval-check-output", "shows-failing-check", "slide")
 
 
 def _learner_cell_metadata(cell) -> dict:
@@ -400,9 +401,7 @@ def build(lessons: list[str] | None = None, *, check: bool = False, solutions: P
             continue
         if current != result.text:
             notebooks.mkdir(parents=True, exist_ok=True)
-            tmp = result.target.with_suffix(".ipynb.tmp")
-            tmp.write_text(result.text, encoding="utf-8")
-            tmp.replace(result.target)
+            atomic_write_text(result.target, result.text)
             log(f"wrote {result.target.name} ({len(result.exercises)} exercise(s): {', '.join(result.exercises) or '-'})")
         else:
             log(f"{result.target.name} is current ({len(result.exercises)} exercise(s))")

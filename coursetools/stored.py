@@ -42,7 +42,6 @@ STAMP_KEY = "segcourse"
 #: The nbval tag of a cell whose output ``make test`` compares.
 CHECK_TAG = "nbval-check-output"
 #: Tags that the compared-cells policy replaces (hand-chosen before, now derived).
-LEGACY_TAGS = ("nbval-ignore-output",)
 #: The mode whose outputs are stored.
 STORED_MODE = "quick"
 
@@ -138,7 +137,7 @@ def mode_independent_cells(stored_nb, other_nb, patterns: Iterable[tuple[str, st
 
 
 def set_compared_cells(nb, indices: Iterable[int]) -> tuple[list[int], list[int]]:
-    """Tag exactly the code cells ``indices`` with ``nbval-check-output`` (and drop legacy tags).
+    """Tag exactly the code cells ``indices`` with ``nbval-check-output``.
 
     Returns:
         ``(gained, lost)``: the cell indices that gained and that lost the tag.
@@ -147,7 +146,7 @@ def set_compared_cells(nb, indices: Iterable[int]) -> tuple[list[int], list[int]
     gained, lost = [], []
     for i, cell in enumerate(nb["cells"]):
         meta = cell.setdefault("metadata", {})
-        tags = [t for t in meta.get("tags", []) if t not in LEGACY_TAGS]
+        tags = meta.get("tags", [])
         had = CHECK_TAG in tags
         tags = [t for t in tags if t != CHECK_TAG]
         if i in wanted:

@@ -40,6 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
+from segcourse.files import atomic_write_text  # segcourse.files and .pins need only the standard library
+from segcourse.pins import normalize
+
 from .checkout import root as checkout_root
 
 #: what a learner needs; a maintainer may add requirements/test.txt (``make wheelhouse WHEELHOUSE_REQUIREMENTS=...``)
@@ -56,7 +59,6 @@ TMP_PREFIX = ".tmp-"
 
 _WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 _SDIST = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)\.(tar\.gz|zip)$")
-_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
 
 
 class WheelhouseError(RuntimeError):
@@ -78,11 +80,6 @@ class Item:
         return f"{self.name}=={self.version}"
 
 
-def normalize(name: str) -> str:
-    """PEP 503 name: ``Scikit_Image`` -> ``scikit-image``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def parse_filename(filename: str) -> tuple[str, str] | None:
     """``(normalized name, version)`` of a wheel or sdist file name, ``None`` for other files.
 
@@ -95,16 +92,6 @@ def parse_filename(filename: str) -> tuple[str, str] | None:
     if not match:
         return None
     return normalize(match.group("name")), match.group("version")
-
-
-def parse_pins(lines) -> dict[str, str]:
-    """``{normalized name: version}`` of the exact ``name==version`` lines (comments and options skipped)."""
-    pins = {}
-    for line in lines:
-        match = _PIN.match(line)
-        if match:
-            pins[normalize(match.group(1))] = match.group(2)
-    return pins
 
 
 def missing_files(folder: Path, pins: dict[str, str]) -> list[str]:
@@ -336,12 +323,6 @@ def check(wheelhouse: Path, *, for_this_python: bool = True) -> dict:
     return manifest
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 @contextlib.contextmanager
 def _locked(wheelhouse: Path):
     """One build at a time per folder (a second waits); stale temporary folders of killed builds are removed."""
@@ -446,13 +427,13 @@ def build(wheelhouse: Path, requirements: list[Path] | None = None, constraints:
         for path in [*requirements, constraints]:
             _included(path, included)
         for path in included:
-            _write_atomic(reqdir / path.name, path.read_text())
-        _write_atomic(wheelhouse / "constraints.txt", constraints.read_text())
-        _write_atomic(wheelhouse / "requirements.txt",
+            atomic_write_text(reqdir / path.name, path.read_text())
+        atomic_write_text(wheelhouse / "constraints.txt", constraints.read_text())
+        atomic_write_text(wheelhouse / "requirements.txt",
                       "# segcourse and what a learner needs, pinned (constraints: constraints.txt)\n"
                       + "".join(f"-r requirements/{r.name}\n" for r in requirements if r.resolve() != build_reqs.resolve())
                       + f"segcourse=={own_version}\n")
-        _write_atomic(wheelhouse / "INSTALL.txt", _install_text(manifest))
+        atomic_write_text(wheelhouse / "INSTALL.txt", _install_text(manifest))
         if not current:
             # pip itself, index off, configuration off: does the folder hold everything?
             resolve([wheelhouse / "requirements.txt", wheelhouse / "requirements" / build_reqs.name],
@@ -462,7 +443,7 @@ def build(wheelhouse: Path, requirements: list[Path] | None = None, constraints:
                 if path.is_file() and parse_filename(path.name) and path.name not in keep:
                     log(f"wheelhouse: removing {path.name} (no longer pinned)")
                     path.unlink()
-        _write_atomic(wheelhouse / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        atomic_write_text(wheelhouse / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         check(wheelhouse)
     size = sum(f["size"] for f in files)
     log(f"wheelhouse: {wheelhouse}: {len(files)} files, {size / 1e9:.2f} GB, for {target()} "

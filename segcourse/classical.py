@@ -30,6 +30,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ._checks import as_binary_mask, check_int
+
 __all__ = [
     "adaptive_threshold", "between_class_variance", "close_mask", "connected_components", "fill_holes",
     "gaussian_blur", "global_threshold", "histogram", "open_mask", "otsu_threshold", "region_grow",
@@ -52,21 +54,11 @@ def _check_image(image, name: str = "image") -> np.ndarray:
     return image
 
 
-def _check_mask(mask, name: str = "mask") -> np.ndarray:
-    if not isinstance(mask, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array of shape (H, W), got {type(mask).__name__}")
-    if mask.ndim != 2:
-        raise ValueError(f"{name} must have shape (H, W), got {mask.shape}")
-    if mask.dtype != bool:
-        raise TypeError(f"{name} must be a boolean array (True = foreground), got dtype {mask.dtype}; "
-                        f"write e.g. `mask > 0`")
-    return mask
-
-
 def to_uint8(image) -> np.ndarray:
     """Rescale any real-valued ``(H, W)`` array linearly to ``uint8`` 0..255 (min -> 0, max -> 255).
 
-    A ``uint8`` input is returned unchanged; a constant image becomes all zeros.
+    A ``uint8`` input is returned unchanged; a constant image becomes all zeros. (The synthetic
+    generators' ``unit_float_to_uint8`` is the other conversion: ``[0, 1]`` times 255, not stretched.)
     """
     image = np.asarray(image)
     if image.dtype == np.uint8:
@@ -229,49 +221,96 @@ def adaptive_threshold(image: np.ndarray, block_size: int = 51, offset: float = 
 # ----------------------------------------------------------------------------------------------
 
 def _disk(radius: int) -> np.ndarray:
-    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
-        raise ValueError(f"radius must be a non-negative integer (pixels), got {radius!r}")
     from skimage.morphology import disk
 
-    return disk(int(radius)).astype(bool)
+    return disk(check_int(radius, "radius", minimum=0)).astype(bool)
 
 
-def open_mask(mask: np.ndarray, radius: int = 1) -> np.ndarray:
+#: how :func:`open_mask` and :func:`close_mask` treat the pixels outside the image
+BORDERS: tuple[str, ...] = ("background", "edge", "reflect")
+
+
+def open_mask(mask: np.ndarray, radius: int = 1, *, border: str = "background") -> np.ndarray:
     """Morphological opening (erode, then dilate) with a disk: removes specks and thin bridges
-    narrower than about ``2 * radius + 1`` pixels. ``(H, W)`` bool -> ``(H, W)`` bool."""
-    from scipy import ndimage
+    narrower than about ``2 * radius + 1`` pixels. ``(H, W)`` binary -> ``(H, W)`` bool.
 
-    mask = _check_mask(mask)
-    if radius == 0:
-        return mask.copy()
-    return ndimage.binary_opening(mask, structure=_disk(radius), border_value=0)
+    Args:
+        mask: ``(H, W)`` bool or 0/1 (numpy or torch).
+        radius: the disk's radius in pixels (0 returns a copy).
+        border: what lies outside the image. ``"background"`` (lesson 01): nothing, so an object
+            touching the border is eroded from that side too; ``"edge"``: the border pixels
+            repeated; ``"reflect"``: the image mirrored at its edge (``skimage.morphology.opening``'s
+            convention; lesson 10's post-processing).
+    """
+    return _morphology("opening", mask, radius, border)
 
 
-def close_mask(mask: np.ndarray, radius: int = 1) -> np.ndarray:
+def close_mask(mask: np.ndarray, radius: int = 1, *, border: str = "edge") -> np.ndarray:
     """Morphological closing (dilate, then erode) with a disk: fills gaps and notches narrower than
-    about ``2 * radius + 1`` pixels. ``(H, W)`` bool -> ``(H, W)`` bool."""
+    about ``2 * radius + 1`` pixels. ``(H, W)`` binary -> ``(H, W)`` bool.
+
+    Args:
+        mask: ``(H, W)`` bool or 0/1 (numpy or torch).
+        radius: the disk's radius in pixels (0 returns a copy).
+        border: what lies outside the image. ``"edge"`` (lesson 01): the border pixels repeated, so
+            an object touching the border is not eaten; ``"background"``: nothing; ``"reflect"``:
+            the image mirrored at its edge (``skimage.morphology.closing``'s convention; lesson 10's
+            post-processing).
+    """
+    return _morphology("closing", mask, radius, border)
+
+
+def _morphology(operation: str, mask, radius: int, border: str) -> np.ndarray:
+    """``operation`` (``"opening"`` or ``"closing"``) with a disk of ``radius``, outside the image as ``border`` says."""
     from scipy import ndimage
 
-    mask = _check_mask(mask)
+    mask, footprint = as_binary_mask(mask), _disk(radius)
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {', '.join(BORDERS)}, got {border!r}")
     if radius == 0:
         return mask.copy()
+    if border == "reflect":
+        from skimage import morphology
+
+        return getattr(morphology, operation)(mask, footprint).astype(bool)
+    binary = ndimage.binary_opening if operation == "opening" else ndimage.binary_closing
+    if border == "background":
+        return binary(mask, structure=footprint, border_value=0)
     pad = int(radius)
-    padded = np.pad(mask, pad, mode="edge")   # so objects touching the border are not eaten
-    closed = ndimage.binary_closing(padded, structure=_disk(radius))
-    return closed[pad:-pad, pad:-pad]
+    return binary(np.pad(mask, pad, mode="edge"), structure=footprint, border_value=0)[pad:-pad, pad:-pad]
 
 
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill background regions not connected to the image border. ``(H, W)`` bool -> bool."""
+def fill_holes(mask: np.ndarray, max_size: int | None = None) -> np.ndarray:
+    """Fill background regions enclosed by foreground (4-connected, not touching the border).
+
+    Args:
+        mask: ``(H, W)`` bool or 0/1 (numpy or torch).
+        max_size: fill only holes of at most this many pixels (``None``: every hole, like
+            ``scipy.ndimage.binary_fill_holes``).
+
+    Returns:
+        ``(H, W)`` bool.
+    """
     from scipy import ndimage
 
-    return ndimage.binary_fill_holes(_check_mask(mask))
+    mask = as_binary_mask(mask)
+    if max_size is None:
+        return ndimage.binary_fill_holes(mask)
+    max_size = check_int(max_size, "max_size", minimum=0)
+    labels, count = ndimage.label(~mask)
+    if count == 0:
+        return mask.copy()
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    areas = np.bincount(labels.ravel())
+    fill = areas <= max_size
+    fill[0] = False
+    fill[border] = False
+    return mask | fill[labels]
 
 
 def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:
-    """Drop 8-connected foreground components with fewer than ``min_size`` pixels. ``(H, W)`` bool -> bool."""
-    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
-        raise ValueError(f"min_size must be a non-negative integer (pixels), got {min_size!r}")
+    """Drop 8-connected foreground components with fewer than ``min_size`` pixels. ``(H, W)`` binary -> bool."""
+    min_size = check_int(min_size, "min_size", minimum=0)
     labels, _ = connected_components(mask, connectivity=2)
     sizes = np.bincount(labels.ravel())
     keep = sizes >= min_size
@@ -297,7 +336,7 @@ def connected_components(mask: np.ndarray, connectivity: int = 1) -> tuple[np.nd
     """
     from scipy import ndimage
 
-    mask = _check_mask(mask)
+    mask = as_binary_mask(mask)
     if connectivity not in (1, 2):
         raise ValueError(f"connectivity must be 1 (4-neighbourhood) or 2 (8-neighbourhood), got {connectivity!r}")
     structure = ndimage.generate_binary_structure(2, connectivity)
@@ -397,7 +436,7 @@ def watershed_distance(mask: np.ndarray, smooth: float = 1.0) -> np.ndarray:
     """
     from scipy import ndimage
 
-    mask = _check_mask(mask)
+    mask = as_binary_mask(mask)
     if isinstance(smooth, bool) or not isinstance(smooth, (int, float, np.integer, np.floating)) or not smooth >= 0:
         raise ValueError(f"smooth must be >= 0, got {smooth!r}")
     distance = ndimage.distance_transform_edt(mask)
@@ -435,9 +474,8 @@ def watershed_instances(mask: np.ndarray, min_distance: int = 5, smooth: float =
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
-    mask = _check_mask(mask)
-    if isinstance(min_distance, bool) or not isinstance(min_distance, (int, np.integer)) or min_distance < 1:
-        raise ValueError(f"min_distance must be a positive integer (pixels), got {min_distance!r}")
+    mask = as_binary_mask(mask)
+    min_distance = check_int(min_distance, "min_distance")
     if smooth < 0:
         raise ValueError(f"smooth must be >= 0, got {smooth!r}")
     distance = watershed_distance(mask, smooth)

@@ -71,7 +71,16 @@ def set_mode(mode: str) -> None:
 
 def pick(*, smoke: T, quick: T, full: T) -> T:
     """Return the value for the current mode: ``pick(smoke=1, quick=8, full=40)``."""
-    return {"smoke": smoke, "quick": quick, "full": full}[get_mode()]
+    return (smoke, quick, full)[mode_index()]
+
+
+def mode_index(mode: str | None = None) -> int:
+    """The position of ``mode`` (default: the current one) in :data:`MODES`: the index into a
+    ``(smoke, quick, full)`` table such as ``DEFAULT_SIZE[name]``."""
+    mode = get_mode() if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    return MODES.index(mode)
 
 
 def get_device(prefer: str = "auto"):

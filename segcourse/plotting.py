@@ -1,4 +1,5 @@
-"""Pictures for the lessons: mask overlays, image / truth / prediction grids, training curves.
+"""Pictures for the lessons: mask overlays, image / truth / prediction grids (training curves:
+:func:`segcourse.train.plot_history`).
 
 Every function takes NumPy arrays or torch tensors, uses the dataset's palette from
 :mod:`segcourse.data.catalog` (so a class has one colour throughout the course) and
@@ -152,46 +153,3 @@ def legend_handles(dataset: str | DatasetInfo):
 
     info = get_info(dataset) if isinstance(dataset, str) else dataset
     return [Patch(color=np.array(c) / 255.0, label=name) for name, c in zip(info.classes, info.palette)]
-
-
-def plot_history(history, metrics: Sequence[str] | None = None, size: float = 3.2):
-    """Training curves: losses on the left, validation metrics on the right.
-
-    Args:
-        history: a list of per-epoch dicts (``{"epoch": 1, "train_loss": ..., "val_loss": ...,
-            "val_miou": ...}``), a dict of lists, or an object with a ``records`` list of dicts.
-        metrics: which non-loss keys to plot (default: every numeric key starting with ``val_``
-            that is not a loss).
-
-    Returns:
-        The matplotlib ``Figure``.
-    """
-    import matplotlib.pyplot as plt
-
-    records = getattr(history, "records", history)
-    if isinstance(records, dict):
-        keys = list(records)
-        n = len(next(iter(records.values()))) if records else 0
-        records = [{k: records[k][i] for k in keys} for i in range(n)]
-    records = list(records)
-    if not records:
-        raise ValueError("history is empty: nothing to plot")
-    epochs = [r.get("epoch", i + 1) for i, r in enumerate(records)]
-    numeric = [k for k, v in records[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    loss_keys = [k for k in numeric if k.endswith("loss")]
-    if metrics is None:
-        metrics = [k for k in numeric if k.startswith("val_") and not k.endswith("loss")]
-    fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(size * (2 if metrics else 1) * 1.3, size), squeeze=False)
-    for k in loss_keys:
-        axes[0, 0].plot(epochs, [r.get(k, np.nan) for r in records], marker="o", ms=3, label=k)
-    axes[0, 0].set_xlabel("epoch")
-    axes[0, 0].set_title("loss")
-    axes[0, 0].legend(fontsize=8)
-    if metrics:
-        for k in metrics:
-            axes[0, 1].plot(epochs, [r.get(k, np.nan) for r in records], marker="o", ms=3, label=k)
-        axes[0, 1].set_xlabel("epoch")
-        axes[0, 1].set_title("validation")
-        axes[0, 1].legend(fontsize=8)
-    fig.tight_layout()
-    return fig

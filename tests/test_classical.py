@@ -97,8 +97,13 @@ def test_morphology():
     small = C.remove_small(mask, 5)
     assert not small[0, 14] and small.sum() == mask.sum() - 1
     np.testing.assert_array_equal(C.open_mask(mask, 0), mask)
-    with pytest.raises(TypeError, match="boolean"):
-        C.open_mask(mask.astype(np.uint8))
+    np.testing.assert_array_equal(C.open_mask(mask.astype(np.uint8), 1), opened)   # 0/1 numbers: the same mask
+    with pytest.raises(ValueError, match="binary mask.*mask > 0"):
+        C.open_mask(mask.astype(np.uint8) * 255)
+    with pytest.raises(ValueError, match="threshold it"):
+        C.open_mask(np.full((4, 4), 0.5))                                        # probabilities, refused
+    with pytest.raises(TypeError, match="binary mask"):
+        C.open_mask(np.full((4, 4), "a"))
     with pytest.raises(ValueError, match="radius"):
         C.open_mask(mask, -1)
 

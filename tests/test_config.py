@@ -34,6 +34,18 @@ def test_pick_returns_the_value_of_the_current_mode(monkeypatch):
         assert config.pick(smoke=1, quick=8, full=40) == expected
 
 
+def test_mode_index_is_the_one_mode_table(monkeypatch):
+    from segcourse.data.synthetic import DEFAULT_SIZE, default_size
+
+    assert [config.mode_index(m) for m in config.MODES] == [0, 1, 2]
+    for mode in config.MODES:
+        monkeypatch.setenv("SEGCOURSE_MODE", mode)
+        assert config.mode_index() == config.MODES.index(mode)
+        assert default_size("cells") == DEFAULT_SIZE["cells"][config.mode_index()]
+    with pytest.raises(ValueError, match="not one of"):
+        config.mode_index("fast")
+
+
 def test_seed_everything_repeats_random_streams():
     config.seed_everything(123)
     a = torch.rand(5), torch.randint(0, 10, (3,))

@@ -1,19 +1,10 @@
 """The conda environment, the pip pins and the lock file must agree."""
 
-import re
 from pathlib import Path
 
+from segcourse.pins import parse_pins as _pins
+
 ROOT = Path(__file__).resolve().parent.parent
-PIN = re.compile(r"^\s*(?:-\s*)?([A-Za-z0-9_.\-]+)==([^\s#;]+)")
-
-
-def _pins(lines):
-    pins = {}
-    for line in lines:
-        match = PIN.match(line)
-        if match:
-            pins[match.group(1).lower().replace("_", "-")] = match.group(2)
-    return pins
 
 
 def test_environment_yml_pins_equal_requirements():

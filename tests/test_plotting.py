@@ -48,15 +48,9 @@ def test_to_numpy_image_handles_layouts_and_ranges():
     assert chw.shape == (5, 6, 3) and chw.min() >= 0 and chw.max() <= 1
 
 
-def test_show_grid_and_plot_history_return_figures():
+def test_show_grid_returns_a_figure():
     img = np.zeros((8, 8, 3), np.uint8)
     mask = np.zeros((8, 8), np.int64)
     prob = np.linspace(0, 1, 64).reshape(8, 8)
     fig = plotting.show_grid([(img, mask, prob)], titles=["image", "truth", "prob"], dataset="cells")
     assert len(fig.axes) == 3 and fig.axes[0].get_title() == "image"
-    history = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_miou": 0.3},
-               {"epoch": 2, "train_loss": 0.5, "val_loss": 0.7, "val_miou": 0.6}]
-    fig = plotting.plot_history(history)
-    assert [ax.get_title() for ax in fig.axes] == ["loss", "validation"]
-    with pytest.raises(ValueError, match="empty"):
-        plotting.plot_history([])

@@ -12,9 +12,8 @@ Three modules, one job each:
 The brief a learner gets is ``docs/capstone.md``.
 """
 
-from .checks import CheckResult, grade
+from .checks import grade
 from .crossval import format_summary, holdout_split, kfold_indices, make_split, summarize
 from .report import write_report
 
-__all__ = ["CheckResult", "format_summary", "grade", "holdout_split", "kfold_indices", "make_split", "summarize",
-           "write_report"]
+__all__ = ["format_summary", "grade", "holdout_split", "kfold_indices", "make_split", "summarize", "write_report"]

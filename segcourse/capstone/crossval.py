@@ -22,13 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+from .._checks import check_int
 
 
 def kfold_indices(n: int | Sequence[int], k: int, *, seed: int = 0,
@@ -51,7 +45,7 @@ def kfold_indices(n: int | Sequence[int], k: int, *, seed: int = 0,
             or repeated items.
         TypeError: ``k`` or ``n`` not an int.
     """
-    items = np.arange(_check_int(n, "n", 0)) if isinstance(n, (int, np.integer)) and not isinstance(n, bool) \
+    items = np.arange(check_int(n, "n", minimum=0)) if isinstance(n, (int, np.integer)) and not isinstance(n, bool) \
         else np.asarray(list(n), dtype=np.int64)
     if items.ndim != 1:
         raise ValueError(f"the items must be one-dimensional, got shape {items.shape}")
@@ -93,7 +87,7 @@ def holdout_split(n: int, test_fraction: float, *, seed: int = 0) -> tuple[np.nd
     Raises:
         ValueError: ``n < 2`` or ``test_fraction`` outside (0, 1).
     """
-    n = _check_int(n, "n", 2)
+    n = check_int(n, "n", minimum=2)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
     n_test = min(max(round(n * test_fraction), 1), n - 1)

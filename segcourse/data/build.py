@@ -41,72 +41,27 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..constants import IGNORE_INDEX
+from .._checks import check_int
+from ..files import save_indexed_png
 from .catalog import get_info
-from .paths import data_root, variant_name
+from .coco import mask_to_rle
+from .paths import MANIFEST, data_root, variant_name
 from .synthetic import GENERATORS, SPLIT_OFFSETS, default_count, default_size, generate, generator_fingerprint
 from .synthetic._common import check_size
 
 #: Version of the on-disk layout, stored in every manifest; bump it when the layout changes.
 FORMAT_VERSION = 1
-MANIFEST = "dataset.json"
 #: Panoptic segment ids: ``(class_id + 1) * PANOPTIC_DIVISOR + instance_id`` (never 0, which COCO reserves for void).
 PANOPTIC_DIVISOR = 1000
 
 
 # ----------------------------------------------------------------------------------------------- encoders
-def palette_bytes(palette, ignore_index: int = IGNORE_INDEX) -> list[int]:
-    """A 768-entry flat palette for an indexed PNG: class colours, white at ``ignore_index``, black elsewhere."""
-    flat = [0] * 768
-    for i, rgb in enumerate(palette):
-        flat[3 * i:3 * i + 3] = [int(c) for c in rgb]
-    flat[3 * ignore_index:3 * ignore_index + 3] = [255, 255, 255]
-    return flat
-
-
-def save_indexed_png(path: Path, mask: np.ndarray, palette, ignore_index: int = IGNORE_INDEX) -> None:
-    """Save ``mask: (H, W)`` integer class ids in ``[0, 255]`` as a palette ("P") PNG.
-
-    The pixel values are the class ids, so ``np.array(Image.open(path))`` gives them back unchanged;
-    the palette only decides how image viewers draw them.
-
-    Raises:
-        ValueError: ``mask`` is not 2-D or has values outside ``[0, 255]``.
-    """
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be (H, W), got shape {mask.shape}")
-    if mask.size and (mask.min() < 0 or mask.max() > 255):
-        raise ValueError(f"an indexed PNG holds ids 0..255, got values in [{mask.min()}, {mask.max()}]")
-    img = Image.fromarray(mask.astype(np.uint8))           # mode "L"
-    img.putpalette(palette_bytes(palette, ignore_index))   # an "L" image with a palette becomes "P"
-    img.save(path, format="PNG")
-
-
 def save_label_png(path: Path, labels: np.ndarray) -> None:
     """Save ``labels: (H, W)`` non-negative ints below 65536 as a 16-bit greyscale PNG."""
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() > 65535):
         raise ValueError(f"a 16-bit PNG holds 0..65535, got values in [{labels.min()}, {labels.max()}]")
     Image.fromarray(labels.astype(np.uint16)).save(path, format="PNG")
-
-
-def rle_encode(binary: np.ndarray) -> dict:
-    """Uncompressed COCO RLE of a ``(H, W)`` bool mask: ``{"size": [H, W], "counts": [...]}``.
-
-    Runs are counted in column-major (Fortran) order and start with a run of zeros (possibly empty),
-    the convention of ``pycocotools.mask`` (``frPyObjects`` turns this into its compressed form).
-    """
-    binary = np.asarray(binary, dtype=bool)
-    h, w = binary.shape
-    flat = binary.ravel(order="F").astype(np.int8)
-    if flat.size == 0:
-        return {"size": [h, w], "counts": []}
-    change = np.flatnonzero(np.diff(flat)) + 1
-    counts = np.diff(np.concatenate([[0], change, [flat.size]])).tolist()
-    if flat[0]:
-        counts = [0] + counts
-    return {"size": [int(h), int(w)], "counts": [int(c) for c in counts]}
 
 
 def bbox_xywh(binary: np.ndarray) -> list[int]:
@@ -143,8 +98,7 @@ def _resolve(name: str, split: str, count, size, seed) -> tuple[int, tuple[int, 
     if split not in SPLIT_OFFSETS:
         raise ValueError(f"split must be one of {', '.join(SPLIT_OFFSETS)}, got {split!r}")
     count = default_count(name, split) if count is None else count
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
+    count = check_int(count, "count")
     hw = check_size(default_size(name) if size is None else size)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -192,7 +146,7 @@ def write_split(folder: Path, name: str, split: str, count: int, size: tuple[int
                 binary = sample.instances == inst
                 classes = np.unique(sample.mask[binary])
                 coco_anns.append({"id": len(coco_anns) + 1, "image_id": image_id, "category_id": int(classes[0]),
-                                  "segmentation": rle_encode(binary), "area": int(binary.sum()),
+                                  "segmentation": mask_to_rle(binary, compressed=False), "area": int(binary.sum()),
                                   "bbox": bbox_xywh(binary), "iscrowd": 0})
         if sample.panoptic is not None:
             (folder / "panoptic").mkdir(exist_ok=True)
@@ -331,6 +285,6 @@ def ensure_dataset(name: str, split: str = "train", count: int | None = None, si
     return final
 
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "PANOPTIC_DIVISOR", "bbox_xywh", "dataset_dir", "ensure_dataset",
-           "is_complete", "palette_bytes", "panoptic_ids", "panoptic_rgb", "rle_encode", "save_indexed_png",
+__all__ = ["FORMAT_VERSION", "PANOPTIC_DIVISOR", "bbox_xywh", "dataset_dir", "ensure_dataset",
+           "is_complete", "panoptic_ids", "panoptic_rgb",
            "save_label_png", "write_split"]

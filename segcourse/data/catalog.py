@@ -22,7 +22,6 @@ class DatasetInfo:
         classes: class names; the index is the class id stored in the masks.
         palette: one RGB colour per class.
         things: ids of countable classes that have instances (empty for purely semantic sets).
-        has_instances: whether the generator writes instance label maps.
     """
 
     name: str
@@ -30,7 +29,6 @@ class DatasetInfo:
     classes: tuple[str, ...]
     palette: tuple[tuple[int, int, int], ...]
     things: tuple[int, ...] = ()
-    has_instances: bool = False
     ignore_index: int = IGNORE_INDEX
     description: str = field(default="", compare=False)
 
@@ -46,24 +44,24 @@ class DatasetInfo:
 
 CELLS = DatasetInfo(
     name="cells", task="binary", classes=("background", "nucleus"),
-    palette=((0, 0, 0), (255, 64, 160)), things=(1,), has_instances=True,
+    palette=((0, 0, 0), (255, 64, 160)), things=(1,),
     description="fluorescence-like nuclei that touch and overlap, uneven illumination, blur and noise",
 )
 SHAPES = DatasetInfo(
     name="shapes", task="semantic", classes=("background", "circle", "rectangle", "triangle"),
-    palette=((0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200)), things=(1, 2, 3), has_instances=True,
+    palette=((0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200)), things=(1, 2, 3),
     description="textured background with circles, rectangles and triangles at several scales",
 )
 AERIAL = DatasetInfo(
     name="aerial", task="binary", classes=("ground", "building"),
-    palette=((0, 0, 0), (255, 200, 0)), things=(), has_instances=False,
+    palette=((0, 0, 0), (255, 200, 0)), things=(),
     description="textured ground with small, rare buildings and confusable roofs-like clutter",
 )
 STREET = DatasetInfo(
     name="street", task="panoptic",
     classes=("road", "sidewalk", "building", "vegetation", "sky", "car", "person"),
     palette=((128, 64, 128), (244, 35, 232), (70, 70, 70), (107, 142, 35), (70, 130, 180), (0, 0, 142), (220, 20, 60)),
-    things=(5, 6), has_instances=True,
+    things=(5, 6),
     description="street scenes: stuff (road, sidewalk, building, vegetation, sky) and things (cars, people) at several scales",
 )
 

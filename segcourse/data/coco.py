@@ -36,23 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import as_binary_mask
+
 __all__ = ["rle_encode", "rle_decode", "compress_counts", "decompress_counts", "mask_to_rle", "rle_to_mask",
            "polygons_to_mask", "mask_to_polygons", "annotation_to_mask", "rle_area", "rle_to_bbox",
            "coco_to_semantic"]
-
-
-def _check_binary(mask, name: str = "mask") -> np.ndarray:
-    if hasattr(mask, "detach"):
-        mask = mask.detach().cpu().numpy()
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (H, W), got shape {mask.shape}")
-    if mask.dtype != bool:
-        values = np.unique(mask)
-        if not np.isin(values, (0, 1)).all():
-            raise ValueError(f"{name} must be binary (0/1 or bool), got values {values[:8].tolist()}; "
-                             f"select one class first, e.g. mask == class_id")
-    return mask.astype(bool)
 
 
 def rle_encode(mask) -> list[int]:
@@ -69,7 +57,7 @@ def rle_encode(mask) -> list[int]:
     Raises:
         ValueError: the mask is not 2-D or not binary.
     """
-    flat = _check_binary(mask).ravel(order="F")
+    flat = as_binary_mask(mask).ravel(order="F")
     if flat.size == 0:
         return []
     change = np.flatnonzero(flat[1:] != flat[:-1]) + 1         # indices where a new run starts
@@ -168,7 +156,7 @@ def mask_to_rle(mask, *, compressed: bool = True) -> dict[str, Any]:
         compressed: counts as the compressed string (what ``pycocotools.mask.encode`` returns,
             as ``str`` here rather than ``bytes`` so it can go straight into JSON) or as a list.
     """
-    m = _check_binary(mask)
+    m = as_binary_mask(mask)
     counts = rle_encode(m)
     return {"size": [int(m.shape[0]), int(m.shape[1])], "counts": compress_counts(counts) if compressed else counts}
 
@@ -236,7 +224,7 @@ def mask_to_polygons(mask, *, tolerance: float = 0.0, min_points: int = 3) -> li
     """
     import cv2
 
-    m = _check_binary(mask).astype(np.uint8)
+    m = as_binary_mask(mask).astype(np.uint8)
     contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     polygons = []
     for contour in contours:

@@ -3,11 +3,11 @@
 The real-dataset recipes (:mod:`segcourse.data.recipes`) fetch archives of a few hundred
 megabytes to a few gigabytes. Three things go wrong in practice, and each has a rule here:
 
-* **An interrupted or corrupt download.** Bytes are streamed to ``NAME.part``; only when the
-  transfer is complete (the size matches ``Content-Length`` when the server sends one) *and*
-  the checksum matches is the file renamed to ``NAME`` with :func:`os.replace`, which is atomic
-  on one file system. A failure deletes the ``.part`` file, so ``NAME`` is either absent or
-  complete and verified -- never truncated.
+* **An interrupted or corrupt download.** Bytes are streamed to a hidden temporary file beside
+  ``NAME`` (:func:`segcourse.files.atomic_path`); only when the transfer is complete (the size matches
+  ``Content-Length`` when the server sends one) *and* the checksum matches is it renamed to ``NAME``
+  with :func:`os.replace`, which is atomic on one file system. A failure deletes the temporary file,
+  so ``NAME`` is either absent or complete and verified -- never truncated.
 * **A wrong or unknown checksum.** SHA-256 is the check; an MD5 is accepted where that is all the
   dataset's publisher (or torchvision, which pins them) gives. A download over the network
   (http, https, ftp) with no checksum at all is refused (:class:`UnverifiedDownloadError`) unless
@@ -43,14 +43,13 @@ import os
 import shutil
 import sys
 import tarfile
-import tempfile
 import urllib.parse
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+
+from ..files import atomic_directory, atomic_path
 
 __all__ = [
     "ChecksumError", "IncompleteDownloadError", "UnsafeArchiveError", "UnverifiedDownloadError",
@@ -168,7 +167,7 @@ def download(source: str | os.PathLike, dest: str | os.PathLike, *, sha256: str 
         ``dest`` as a ``Path``.
 
     Raises:
-        ChecksumError: the bytes do not match; nothing is left at ``dest`` or ``dest.part``.
+        ChecksumError: the bytes do not match; nothing is left at ``dest`` or beside it.
         IncompleteDownloadError: fewer bytes arrived than the server announced; nothing is left.
         FileNotFoundError: a local ``source`` does not exist.
         UnverifiedDownloadError: a network ``source`` with no checksum and no ``allow_unverified``;
@@ -193,8 +192,7 @@ def download(source: str | os.PathLike, dest: str | os.PathLike, *, sha256: str 
             return dest
         except ChecksumError:
             dest.unlink()  # stale or corrupt: fetch again
-    part = dest.with_name(dest.name + ".part")
-    try:
+    with atomic_path(dest) as part:   # renamed to dest only if every check below passes
         stream, expected = _open_source(source, timeout)
         received = 0
         bar = None
@@ -225,10 +223,6 @@ def download(source: str | os.PathLike, dest: str | os.PathLike, *, sha256: str 
             print(message, file=sys.stderr)
             warnings.warn(f"{dest.name} was downloaded without verification; its SHA-256 is {got}",
                           UnverifiedDownloadWarning, stacklevel=2)
-        os.replace(part, dest)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
     return dest
 
 
@@ -386,27 +380,6 @@ def _extract_tar_checked(tf: tarfile.TarFile, root: Path) -> None:
             os.chmod(target, 0o755 if member.mode & 0o100 else 0o644)
         else:  # devices and FIFOs were refused by check_archive_members
             raise UnsafeArchiveError(f"member {member.name!r} is not a file, folder or link")
-
-
-@contextmanager
-def atomic_directory(dest: str | os.PathLike) -> Iterator[Path]:
-    """Build a folder elsewhere, then put it at ``dest`` in one rename.
-
-    Yields an empty temporary folder beside ``dest`` (same file system). When the ``with`` block
-    succeeds, an existing ``dest`` is removed and the temporary folder renamed to ``dest``; when it
-    fails (or is interrupted), the temporary folder is deleted and ``dest`` is left as it was.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    try:
-        yield tmp
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, overwrite: bool = False,

@@ -41,6 +41,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from .._checks import check_int
 from ..constants import IGNORE_INDEX
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -163,7 +164,8 @@ class SegmentationFolder(Dataset):
 
     Raises:
         ValueError: see the module docstring (each message names the offending file).
-        TypeError: ``num_classes`` is not a positive int or ``transform`` is not callable.
+        TypeError: ``num_classes`` is not an int or ``transform`` is not callable.
+        ValueError: ``num_classes < 1``.
 
     Example::
 
@@ -175,8 +177,7 @@ class SegmentationFolder(Dataset):
 
     def __init__(self, root: str | os.PathLike, num_classes: int, transform: Callable | None = None,
                  ignore_index: int = IGNORE_INDEX):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-            raise TypeError(f"num_classes must be a positive int, got {num_classes!r}")
+        num_classes = check_int(num_classes, "num_classes")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable (e.g. an albumentations.Compose), got {type(transform).__name__}")
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):

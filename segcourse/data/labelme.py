@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..constants import IGNORE_INDEX
+from ..files import atomic_path, save_indexed_png
 
 __all__ = ["LABELME_SHAPE_TYPES", "OVERLAP_MODES", "load_labelme", "labelme_image", "shape_to_mask",
            "labelme_to_mask", "labelme_to_instances", "convert_labelme_folder", "class_map_from_names", "read_labels_txt"]
@@ -314,17 +315,6 @@ def labelme_to_instances(source, class_names: Sequence[str] | Mapping[str, int],
     return instances, {i: c for i, c in sorted(classes.items()) if i in present}
 
 
-def _atomic_save(pil_image, path: Path) -> None:
-    """Save a PNG to ``path.part`` and rename it, so an interrupted run leaves no truncated file."""
-    part = path.with_name(path.name + ".part")
-    try:
-        pil_image.save(part, format="PNG")
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-
-
 def convert_labelme_folder(src: str | os.PathLike, dst: str | os.PathLike,
                            class_names: Sequence[str] | Mapping[str, int], *, overlap: str = "later",
                            palette: Sequence[Sequence[int]] | None = None) -> list[str]:
@@ -347,21 +337,18 @@ def convert_labelme_folder(src: str | os.PathLike, dst: str | os.PathLike,
         raise ValueError(f"{src}: no *.json Labelme files found")
     (dst / "images").mkdir(parents=True, exist_ok=True)
     (dst / "masks").mkdir(parents=True, exist_ok=True)
-    flat_palette = None
-    if palette is not None:
-        flat_palette = [int(c) for rgb in palette for c in rgb]
     stems = []
     for path in files:
         data = load_labelme(path)
         mask = labelme_to_mask(data, class_names, overlap=overlap)
         image = labelme_image(data)
         stem = path.stem
-        _atomic_save(Image.fromarray(image), dst / "images" / f"{stem}.png")
-        pil_mask = Image.fromarray(mask)  # mode "L": pixel value = class id
-        if flat_palette:
-            # putpalette turns an "L" image into a "P" (palette) image without touching the values;
-            # Image.fromarray(..., mode="P") is deprecated in Pillow >= 11.
-            pil_mask.putpalette(flat_palette + [0] * (768 - len(flat_palette)))
-        _atomic_save(pil_mask, dst / "masks" / f"{stem}.png")
+        with atomic_path(dst / "images" / f"{stem}.png") as tmp:
+            Image.fromarray(image).save(tmp, format="PNG")
+        if palette:
+            save_indexed_png(dst / "masks" / f"{stem}.png", mask, palette)
+        else:
+            with atomic_path(dst / "masks" / f"{stem}.png") as tmp:
+                Image.fromarray(mask).save(tmp, format="PNG")   # mode "L": pixel value = class id
         stems.append(stem)
     return sorted(stems)

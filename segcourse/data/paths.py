@@ -19,8 +19,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: Environment variable that overrides the data folder.
-DATA_ENV = "SEGCOURSE_DATA"
+from segcourse.constants import DATA_ENV
+
+#: The manifest every dataset folder holds (written last: a folder without it is incomplete).
+MANIFEST = "dataset.json"
 
 
 def repo_root() -> Path | None:
@@ -62,4 +64,4 @@ def variant_name(split: str, height: int, width: int, count: int, seed: int, tag
     return f"{name}-{tag}" if tag else name
 
 
-__all__ = ["DATA_ENV", "data_root", "repo_root", "variant_name"]
+__all__ = ["MANIFEST", "data_root", "repo_root", "variant_name"]

@@ -31,7 +31,7 @@ which :class:`segcourse.data.SegmentationFolder` reads (pairing files by stem).
 
 Safety, in the order things happen (:mod:`segcourse.data.download` does the work):
 
-1. every file is downloaded to ``NAME.part`` and renamed only when complete and its checksum
+1. every file is downloaded to a temporary file beside ``NAME`` and renamed only when complete and its checksum
    matches (SHA-256 where we have one; the MD5 that torchvision pins where that is all there is).
    A file with no checksum at all (ISBI 2012's) is not downloaded over the network unless you ask
    for it (``allow_unverified=True``, ``--allow-unverified``), and then only after a loud
@@ -71,12 +71,13 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import IGNORE_INDEX
-from .download import atomic_directory, download, safe_extract
+from ..files import atomic_directory, save_indexed_png
+from .download import download, safe_extract
+from .paths import MANIFEST
 
 __all__ = ["RECIPES", "Recipe", "RemoteFile", "convert_isbi2012", "convert_massachusetts", "convert_oxford_pet",
            "convert_voc2012", "get_recipe", "main", "prepare", "read_split", "VOC_CLASSES"]
 
-MANIFEST = "dataset.json"
 
 
 @dataclass(frozen=True)
@@ -134,22 +135,6 @@ def _find_file(root: Path, name: str) -> Path:
 def _visible(paths) -> list[Path]:
     """Drop macOS resource forks (``._NAME``) and hidden files -- the Pet trimaps ship with them."""
     return sorted(p for p in paths if p.is_file() and not p.name.startswith("."))
-
-
-def _flat_palette(palette: Sequence[Sequence[int]]) -> list[int]:
-    flat = [0] * 768
-    for i, rgb in enumerate(palette):
-        flat[3 * i:3 * i + 3] = [int(c) for c in rgb]
-    flat[3 * IGNORE_INDEX:3 * IGNORE_INDEX + 3] = [255, 255, 255]
-    return flat
-
-
-def _save_mask(path: Path, mask: np.ndarray, palette) -> None:
-    from PIL import Image
-
-    image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))  # "L": value = class id
-    image.putpalette(_flat_palette(palette))                               # -> "P", values untouched
-    image.save(path, format="PNG")
 
 
 def _copy_or_convert_image(src: Path, images_dir: Path, stem: str) -> tuple[int, int]:
@@ -234,7 +219,7 @@ def convert_oxford_pet(raw: Path, out: Path) -> dict:
         h, w = _copy_or_convert_image(by_stem[stem], out / "images", stem)
         if (h, w) != trimap.shape:
             raise ValueError(f"{path}: trimap is {trimap.shape[0]}x{trimap.shape[1]} but its image is {h}x{w}")
-        _save_mask(out / "masks" / f"{stem}.png", lut[trimap], RECIPES["oxford_pet"].palette)
+        save_indexed_png(out / "masks" / f"{stem}.png", lut[trimap], RECIPES["oxford_pet"].palette)
         written.append(stem)
     present = set(written)
     splits = {}
@@ -288,7 +273,7 @@ def convert_isbi2012(raw: Path, out: Path, val_slices: int = 6) -> dict:
         _check_values(label, (0, 255), where)
         stem = f"slice_{k:02d}"
         Image.fromarray(image).save(out / "images" / f"{stem}.png", format="PNG")
-        _save_mask(out / "masks" / f"{stem}.png", (label == 0).astype(np.uint8), RECIPES["isbi2012"].palette)
+        save_indexed_png(out / "masks" / f"{stem}.png", (label == 0).astype(np.uint8), RECIPES["isbi2012"].palette)
         stems.append(stem)
     cut = len(stems) - val_slices
     splits = {"train": stems[:cut], "val": stems[cut:]}
@@ -361,7 +346,7 @@ def convert_massachusetts(raw: Path, out: Path) -> dict:
             mask[(photo == 255).all(axis=-1)] = IGNORE_INDEX
             stem = photo_path.stem
             Image.fromarray(photo).save(out / "images" / f"{stem}.png", format="PNG")
-            _save_mask(out / "masks" / f"{stem}.png", mask, RECIPES["massachusetts_buildings"].palette)
+            save_indexed_png(out / "masks" / f"{stem}.png", mask, RECIPES["massachusetts_buildings"].palette)
             splits.setdefault(split, []).append(stem)
             count += 1
     _write_splits(out, splits)
@@ -426,7 +411,7 @@ def convert_voc2012(raw: Path, out: Path) -> dict:
                 h, w = _copy_or_convert_image(jpegs / f"{stem}.jpg", out / "images", stem)
                 if (h, w) != mask.shape:
                     raise ValueError(f"{mask_path}: mask is {mask.shape} but its image is {(h, w)}")
-                _save_mask(out / "masks" / f"{stem}.png", mask, RECIPES["voc2012"].palette)
+                save_indexed_png(out / "masks" / f"{stem}.png", mask, RECIPES["voc2012"].palette)
                 done.add(stem)
             splits.setdefault(split, []).append(stem)
     if not splits:

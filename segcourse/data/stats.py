@@ -15,14 +15,15 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_int
 from ..constants import IGNORE_INDEX
 
-__all__ = ["ClassStats", "class_statistics"]
+__all__ = ["ClassStats", "class_statistics", "iter_masks"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class ClassStats:
     Attributes:
         pixels: ``int64`` number of pixels of each class.
         images: ``int64`` number of masks in which the class occurs at least once.
+        image_pixels: ``int64`` labelled (not ignored) pixels of the masks in which the class occurs
+            (what median frequency balancing divides by).
         num_images: number of masks counted.
         ignored: number of ``ignore_index`` pixels (not in ``pixels``).
         class_names: names for printing (``class 0`` ... when not given).
@@ -39,6 +42,7 @@ class ClassStats:
 
     pixels: np.ndarray
     images: np.ndarray
+    image_pixels: np.ndarray
     num_images: int
     ignored: int
     class_names: tuple[str, ...]
@@ -61,20 +65,27 @@ class ClassStats:
             return float("inf")
         return float(self.pixels.max() / self.pixels.min())
 
-    def median_frequency_weights(self) -> np.ndarray:
-        """Eigen & Fergus' weights ``median(freq) / freq_c`` with ``freq_c = pixels_c / pixels of the images containing c``.
+    def inverse_frequency_weights(self) -> np.ndarray:
+        """``(C,) float64`` weights ``w_c = n / (K * n_c)``: ``n`` labelled pixels, ``n_c`` of class ``c``, ``K`` classes
+        that occur. A balanced set gives all ones (scikit-learn's "balanced" heuristic); an absent class gets 0."""
+        total = self.pixels.sum()
+        present = int((self.pixels > 0).sum())
+        return np.where(self.pixels > 0, total / (max(present, 1) * np.maximum(self.pixels, 1)), 0.0)
 
-        Here the denominator is approximated by the class's image count times the mean labelled pixels per
-        image (exact when all images have the same number of labelled pixels, as in the course's sets).
-        Absent classes get weight 0.
+    def median_frequency_weights(self) -> np.ndarray:
+        """``(C,) float64`` Eigen & Fergus' weights ``median(freq) / freq_c``, ``freq_c = pixels_c / image_pixels_c``.
+
+        A class that is rare *inside* the images where it occurs is boosted; the median is over the classes
+        that occur, and an absent class gets weight 0.
+
+        Reference:
+            https://arxiv.org/abs/1411.4734 (section 4.1), also used by SegNet (https://arxiv.org/abs/1511.00561).
         """
-        per_image = self.pixels.sum() / max(self.num_images, 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            freq = np.where(self.images > 0, self.pixels / (self.images * per_image), 0.0)
-        present = freq > 0
-        weights = np.zeros_like(freq)
-        weights[present] = np.median(freq[present]) / freq[present]
-        return weights
+        present = self.pixels > 0
+        freq = np.zeros(len(self.pixels), dtype=np.float64)
+        freq[present] = self.pixels[present] / self.image_pixels[present]
+        median = np.median(freq[present]) if present.any() else 0.0
+        return np.where(present, median / np.where(present, freq, 1.0), 0.0)
 
     def table(self) -> str:
         """A small text table: class, pixels, % of pixels, % of images."""
@@ -86,13 +97,44 @@ class ClassStats:
         return "\n".join(lines)
 
 
-def class_statistics(masks: np.ndarray | Iterable[np.ndarray], num_classes: int, *,
-                     ignore_index: int = IGNORE_INDEX, class_names: Sequence[str] | None = None) -> ClassStats:
-    """Count the pixels and images of each class.
+def iter_masks(source) -> Iterator[np.ndarray]:
+    """Yield ``(H, W)`` masks from an array or tensor ``(H, W)`` / ``(N, H, W)``, a list of masks, a Dataset
+    returning ``(image, mask)`` (or a dict with a ``"mask"``), or a DataLoader returning such batches."""
+    if hasattr(source, "detach"):  # a torch tensor
+        source = source.detach().cpu().numpy()
+    if isinstance(source, np.ndarray):
+        if source.ndim == 2:
+            yield source
+            return
+        if source.ndim < 2:
+            raise ValueError(f"masks must be (H, W) or (N, H, W), got an array of shape {source.shape}")
+        yield from source.reshape(-1, *source.shape[-2:])
+        return
+    try:
+        iterator = iter(source)
+    except TypeError:
+        raise TypeError(f"expected masks as an array/tensor (N, H, W), a dataset or a DataLoader, "
+                        f"got {type(source).__name__}") from None
+    for item in iterator:
+        if isinstance(item, (tuple, list)):
+            if len(item) < 2:
+                raise ValueError("a dataset item must be (image, mask): got a sequence of length < 2")
+            item = item[1]
+        elif isinstance(item, dict):
+            if "mask" not in item:
+                raise ValueError(f"a dataset item given as a dict needs a 'mask' key, got keys {sorted(item)}")
+            item = item["mask"]
+        yield from iter_masks(item)
+
+
+def class_statistics(masks, num_classes: int, *, ignore_index: int = IGNORE_INDEX,
+                     class_names: Sequence[str] | None = None) -> ClassStats:
+    """Count the pixels and images of each class: the one count behind the lesson 02 table and the class
+    weights of lesson 06 (:func:`segcourse.losses.inverse_frequency_weights` and ``median_frequency_weights``).
 
     Args:
-        masks: ``(N, H, W)`` integer array or an iterable of ``(H, W)`` integer masks (sizes may differ),
-            numpy arrays or torch tensors.
+        masks: integer masks as :func:`iter_masks` takes them: an ``(N, H, W)`` / ``(H, W)`` array or tensor,
+            a list of ``(H, W)`` masks (sizes may differ), a Dataset or a DataLoader of ``(image, mask)``.
         num_classes: C; labels must be in ``[0, C)`` or ``ignore_index``.
         ignore_index: label that is not counted.
         class_names: C names for :meth:`ClassStats.table`.
@@ -105,21 +147,17 @@ def class_statistics(masks: np.ndarray | Iterable[np.ndarray], num_classes: int,
             mask's position), no masks, or ``class_names`` of the wrong length.
         TypeError: a floating-point mask (class ids are integers; a mask divided by 255 is a bug).
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise TypeError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = check_int(num_classes, "num_classes")
     if class_names is None:
         class_names = tuple(f"class {c}" for c in range(num_classes))
     if len(class_names) != num_classes:
         raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
-    if isinstance(masks, np.ndarray) and masks.ndim == 2:
-        masks = [masks]
     pixels = np.zeros(num_classes, np.int64)
     images = np.zeros(num_classes, np.int64)
+    image_pixels = np.zeros(num_classes, np.int64)
     ignored = 0
     n = 0
-    for k, mask in enumerate(masks):
-        if hasattr(mask, "detach"):
-            mask = mask.detach().cpu().numpy()
+    for k, mask in enumerate(iter_masks(masks)):
         mask = np.asarray(mask)
         if not np.issubdtype(mask.dtype, np.integer):
             raise TypeError(f"mask #{k} has dtype {mask.dtype}; expected integer class ids "
@@ -133,8 +171,10 @@ def class_statistics(masks: np.ndarray | Iterable[np.ndarray], num_classes: int,
         counts = np.bincount(labels, minlength=num_classes)
         pixels += counts
         images += counts > 0
+        image_pixels[counts > 0] += labels.size
         ignored += int((~keep).sum())
         n += 1
     if n == 0:
         raise ValueError("no masks given")
-    return ClassStats(pixels=pixels, images=images, num_images=n, ignored=ignored, class_names=tuple(class_names))
+    return ClassStats(pixels=pixels, images=images, image_pixels=image_pixels, num_images=n, ignored=ignored,
+                      class_names=tuple(class_names))

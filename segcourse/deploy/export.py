@@ -27,6 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
+from ..files import atomic_path
+
 #: ONNX opset the course exports (ONNX Runtime 1.18+ runs it)
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -41,8 +44,7 @@ class DeployModel(nn.Module):
 
     def __init__(self, model: nn.Module, multiple: int = 1) -> None:
         super().__init__()
-        if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-            raise ValueError(f"multiple must be a positive int, got {multiple!r}")
+        check_int(multiple, "multiple")
         self.model, self.multiple = model, multiple
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,28 +106,27 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, in_channels: int |
     with torch.no_grad():
         num_classes = int(wrapped(sample).shape[1])
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        # the model's own shape checks, traced as constants (right for the one graph exported here)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        # ours: dynamo=False chooses the TorchScript exporter, which torch deprecates (it warns twice: on the
-        # call and in its own utils); the course keeps it until the lessons are re-stored with the new exporter
-        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
-        warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning, r"torch\.onnx\.")
-        torch.onnx.export(wrapped, (sample,), str(tmp), dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes})
-    proto = onnx.load(str(tmp))
-    props = {"num_classes": num_classes, "in_channels": channels, "multiple": wrapped.multiple,
-             "preprocess": "RGB float32 / 255, (N, C, H, W)", **(metadata or {})}
-    for key, value in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = str(key), str(value)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            # the model's own shape checks, traced as constants (right for the one graph exported here)
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            # ours: dynamo=False chooses the TorchScript exporter, which torch deprecates (it warns twice: on the
+            # call and in its own utils); the course keeps it until the lessons are re-stored with the new exporter
+            warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export",
+                                    DeprecationWarning)
+            warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning, r"torch\.onnx\.")
+            torch.onnx.export(wrapped, (sample,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes})
+        proto = onnx.load(str(tmp))
+        props = {"num_classes": num_classes, "in_channels": channels, "multiple": wrapped.multiple,
+                 "preprocess": "RGB float32 / 255, (N, C, H, W)", **(metadata or {})}
+        for key, value in props.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = str(key), str(value)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
     return path
 
 

@@ -43,6 +43,8 @@ from typing import Annotated
 import numpy as np
 import torch
 
+from ..files import save_indexed_png
+
 #: image formats accepted (PIL names)
 FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
 #: PIL modes converted to RGB; other modes (16-bit "I;16", 32-bit "I", float "F") are refused
@@ -210,13 +212,8 @@ def _palette(num_classes: int) -> list[tuple[int, int, int]]:
 
 def mask_png(mask: np.ndarray, num_classes: int) -> bytes:
     """An indexed PNG: pixel value = class id, with a palette so that it is visible."""
-    from PIL import Image
-
-    image = Image.fromarray(mask, mode="P")
-    flat = [v for colour in _palette(num_classes) for v in colour]
-    image.putpalette(flat + [255, 255, 255] * (256 - len(flat) // 3))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    save_indexed_png(buffer, mask, _palette(num_classes))
     return buffer.getvalue()
 
 

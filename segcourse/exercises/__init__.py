@@ -1,7 +1,8 @@
 """Exercises: the checks a learner runs from a lesson.
 
 * :func:`check` -- ``check("1.1", my_function)`` prints passed / failed (which hidden case,
-  why, a hint) / not attempted, and returns a :class:`CheckResult`; it never raises.
+  why, a hint) / not attempted, and returns an :class:`~segcourse.exercises.registry.ExerciseResult` (a
+  :class:`segcourse.checking.CheckResult`); it never raises.
 * ``segcourse/exercises/lessonNN.py`` -- each lesson's checks, registered with
   :func:`segcourse.exercises.registry.exercise`.
 
@@ -10,6 +11,6 @@ The learner notebooks are generated from the solutions by the course's tools
 registered here.
 """
 
-from .registry import CheckFailed, CheckResult, all_exercises, check, exercise, get
+from .registry import ExerciseResult, all_exercises, check, exercise, get
 
-__all__ = ["CheckFailed", "CheckResult", "all_exercises", "check", "exercise", "get"]
+__all__ = ["ExerciseResult", "all_exercises", "check", "exercise", "get"]

@@ -25,7 +25,7 @@ In a notebook the learner runs ``check("1.1", otsu_threshold)``; it prints one o
     Exercise 1.1 (Otsu's threshold from the histogram): failed ✗ -- case 'bimodal': expected ...
     Exercise 1.1 (Otsu's threshold from the histogram): not attempted
 
-and returns a :class:`CheckResult`. It never raises (except ``KeyboardInterrupt``):
+and returns a :class:`ExerciseResult`. It never raises (except ``KeyboardInterrupt``):
 an exception from the learner's code is reported as a failed case with its type,
 message and the line of the learner's code that raised it. A candidate that is
 ``None``/``...`` or raises ``NotImplementedError`` (the stub the learner notebook
@@ -51,8 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..checking import CheckFailed, CheckResult
+
 __all__ = [
-    "KINDS", "LEVELS", "CheckFailed", "CheckResult", "Exercise", "all_exercises", "case", "check",
+    "KINDS", "LEVELS", "CheckFailed", "Exercise", "ExerciseResult", "all_exercises", "case", "check",
     "exercise", "expect_callable", "expect_close", "expect_equal", "expect_tensor", "get", "learner_stub", "load_all",
     "run_check", "verify_exercise",
 ]
@@ -61,20 +63,11 @@ __all__ = [
 LEVELS: tuple[str, ...] = ("warm-up", "core", "stretch")
 #: Kinds of exercise (COURSE.md): write the code; predict a result, then run it; break working code and explain.
 KINDS: tuple[str, ...] = ("implement", "predict", "break-it")
-_KIND_ALIASES = {"predict-then-check": "predict", "break-it-and-explain": "break-it", "explain": "break-it"}
 ID_PATTERN = re.compile(r"^(0|[1-9]\d*)\.([1-9]\d*)$")
 
 NOT_ATTEMPTED = "not attempted"
 PASSED = "passed"
 FAILED = "failed"
-
-
-class CheckFailed(Exception):
-    """Raised by a check function when the candidate gives a wrong answer.
-
-    The message is shown to the learner: say what was expected and what arrived,
-    e.g. ``"expected shape (3, 3), got (3,)"``, without printing the whole solution.
-    """
 
 
 class _NotAttempted(Exception):
@@ -117,28 +110,28 @@ class Exercise:
 
 
 @dataclass
-class CheckResult:
-    """What :func:`check` found.
+class ExerciseResult(CheckResult):
+    """What :func:`check` found: a :class:`~segcourse.checking.CheckResult` whose ``name`` is the exercise id.
 
     Attributes:
-        id: the exercise id.
-        status: ``"passed"``, ``"failed"`` or ``"not attempted"``.
+        status: ``"passed"``, ``"failed"`` or ``"not attempted"`` (``passed`` is ``status == "passed"``).
         message: why it failed (empty when it passed or was not attempted).
         title: the exercise's title (empty for an unknown id).
     """
 
-    id: str
-    status: str
-    message: str = ""
+    status: str = FAILED
     title: str = ""
     _just_printed: bool = field(default=False, repr=False, compare=False)
 
-    @property
-    def passed(self) -> bool:
-        return self.status == PASSED
+    @classmethod
+    def of(cls, id: str, status: str, message: str = "", title: str = "") -> ExerciseResult:
+        """The result of exercise ``id`` with ``status``."""
+        return cls(str(id), status == PASSED, message, status=status, title=title)
 
-    def __bool__(self) -> bool:
-        return self.passed
+    @property
+    def id(self) -> str:
+        """The exercise id (the result's ``name``)."""
+        return self.name
 
     def verdict(self) -> str:
         """The text :func:`check` prints."""
@@ -174,8 +167,7 @@ def exercise(id: str, *, title: str, level: str, minutes: int, kind: str, goal: 
         title: short title (appears in the learner's stub ``NotImplementedError``).
         level: ``"warm-up"``, ``"core"`` or ``"stretch"``.
         minutes: time estimate, a positive integer.
-        kind: ``"implement"``, ``"predict"`` (also ``"predict-then-check"``) or
-            ``"break-it"`` (also ``"break-it-and-explain"``, ``"explain"``).
+        kind: ``"implement"``, ``"predict"`` or ``"break-it"``.
         goal: the learning goal.
         hint: a hint shown after a failed attempt.
 
@@ -191,10 +183,8 @@ def exercise(id: str, *, title: str, level: str, minutes: int, kind: str, goal: 
                          f"(lesson without a leading zero, n from 1)")
     if level not in LEVELS:
         raise ValueError(f"exercise {id}: level {level!r} is not one of {', '.join(LEVELS)}")
-    kind = _KIND_ALIASES.get(kind, kind)
     if kind not in KINDS:
-        raise ValueError(f"exercise {id}: kind {kind!r} is not one of {', '.join(KINDS)} "
-                         f"(aliases: {', '.join(_KIND_ALIASES)})")
+        raise ValueError(f"exercise {id}: kind {kind!r} is not one of {', '.join(KINDS)}")
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
         raise ValueError(f"exercise {id}: minutes must be a positive integer, got {minutes!r}")
     for name, value in (("title", title), ("goal", goal), ("hint", hint)):
@@ -318,30 +308,30 @@ def _is_stub(candidate: Any) -> bool:
     return candidate is None or candidate is Ellipsis
 
 
-def run_check(id: str, candidate: Any) -> CheckResult:
-    """Like :func:`check` but silent: return the :class:`CheckResult` without printing."""
+def run_check(id: str, candidate: Any) -> ExerciseResult:
+    """Like :func:`check` but silent: return the :class:`ExerciseResult` without printing."""
     try:
         ex = get(id)
     except KeyError as error:
-        return CheckResult(str(id), FAILED, str(error.args[0]))
+        return ExerciseResult.of(id, FAILED, str(error.args[0]))
     if _is_stub(candidate):
-        return CheckResult(id, NOT_ATTEMPTED, title=ex.title)
+        return ExerciseResult.of(id, NOT_ATTEMPTED, title=ex.title)
     try:
         ex.func(candidate)
     except _NotAttempted:
-        return CheckResult(id, NOT_ATTEMPTED, title=ex.title)
+        return ExerciseResult.of(id, NOT_ATTEMPTED, title=ex.title)
     except NotImplementedError:
-        return CheckResult(id, NOT_ATTEMPTED, title=ex.title)
+        return ExerciseResult.of(id, NOT_ATTEMPTED, title=ex.title)
     except CheckFailed as failure:
-        return CheckResult(id, FAILED, f"{failure}\n  Hint: {ex.hint}", title=ex.title)
+        return ExerciseResult.of(id, FAILED, f"{failure}\n  Hint: {ex.hint}", title=ex.title)
     except Exception as error:  # noqa: BLE001 - the learner sees a verdict, never a traceback
-        return CheckResult(id, FAILED, f"{_describe_exception(error)}\n  Hint: {ex.hint}", title=ex.title)
+        return ExerciseResult.of(id, FAILED, f"{_describe_exception(error)}\n  Hint: {ex.hint}", title=ex.title)
     finally:
         _CURRENT_CASE.clear()  # a case() left open by an aborted check
-    return CheckResult(id, PASSED, title=ex.title)
+    return ExerciseResult.of(id, PASSED, title=ex.title)
 
 
-def check(id: str, candidate: Any) -> CheckResult:
+def check(id: str, candidate: Any) -> ExerciseResult:
     """Run exercise ``id``'s hidden test cases on ``candidate`` and print the verdict.
 
     Args:
@@ -349,7 +339,7 @@ def check(id: str, candidate: Any) -> CheckResult:
         candidate: the learner's function, or their answer for a "predict" exercise.
 
     Returns:
-        A :class:`CheckResult` (``.status`` is ``"passed"``, ``"failed"`` or ``"not attempted"``;
+        A :class:`ExerciseResult` (``.status`` is ``"passed"``, ``"failed"`` or ``"not attempted"``;
         truthy when passed). Never raises.
     """
     result = run_check(id, candidate)

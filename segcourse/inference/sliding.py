@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
+
 MODES = ("constant", "gaussian")
 
 
@@ -179,8 +181,7 @@ def sliding_window(predictor: Callable[[torch.Tensor], torch.Tensor], image: tor
     overlap = _check_overlap(overlap)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size")
     out_device = image.device
     run_device = _predictor_device(predictor, device) or image.device
     n, _, height, width = image.shape

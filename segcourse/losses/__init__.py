@@ -16,7 +16,7 @@ every binary loss.
 | family | functions | module |
 | --- | --- | --- |
 | pixel-wise | :func:`cross_entropy` (class weights), :func:`binary_cross_entropy`, :func:`ohem_cross_entropy` | ``pixelwise`` |
-| class weights | :func:`inverse_frequency_weights`, :func:`median_frequency_weights`, :func:`class_pixel_counts` | ``pixelwise`` |
+| class weights | :func:`inverse_frequency_weights`, :func:`median_frequency_weights` (counts: :func:`segcourse.data.stats.class_statistics`) | ``pixelwise`` |
 | region overlap | :func:`dice_loss`, :func:`binary_dice_loss`, :func:`tversky_loss`, :func:`binary_tversky_loss`, :func:`ce_dice_loss` | ``overlap`` |
 | focal | :func:`focal_loss` (softmax), :func:`binary_focal_loss` (sigmoid) | ``focal`` |
 | IoU surrogate | :func:`lovasz_softmax_loss`, :func:`lovasz_hinge_loss` | ``lovasz`` |
@@ -50,7 +50,6 @@ from .modules import (
 from .overlap import binary_dice_loss, binary_tversky_loss, ce_dice_loss, dice_loss, overlap_counts, tversky_loss
 from .pixelwise import (
     binary_cross_entropy,
-    class_pixel_counts,
     cross_entropy,
     inverse_frequency_weights,
     median_frequency_weights,
@@ -62,7 +61,7 @@ __all__ = [
     "BoundaryLoss", "CEDiceLoss", "CrossEntropyLoss", "DiceLoss", "FocalLoss", "LovaszHingeLoss",
     "LovaszSoftmaxLoss", "OHEMCrossEntropyLoss", "TverskyLoss",
     "binary_cross_entropy", "binary_dice_loss", "binary_focal_loss", "binary_tversky_loss", "boundary_loss",
-    "ce_dice_loss", "class_pixel_counts", "cross_entropy", "dice_loss", "focal_loss", "focal_weight",
+    "ce_dice_loss", "cross_entropy", "dice_loss", "focal_loss", "focal_weight",
     "get_loss", "inverse_frequency_weights", "lovasz_grad", "lovasz_hinge_loss", "lovasz_softmax_loss",
     "median_frequency_weights", "ohem_cross_entropy", "overlap_counts", "signed_distance_map",
     "signed_distance_maps", "tversky_loss",

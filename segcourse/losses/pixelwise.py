@@ -21,13 +21,13 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..constants import IGNORE_INDEX
+from ..data.stats import class_statistics
 from ._checks import check_binary, check_multiclass, check_reduction, reduce_masked
 
 
@@ -157,71 +157,6 @@ def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, keep_ratio
 # --------------------------------------------------------------------------- class weights from data
 
 
-def _iter_masks(source) -> Iterable[np.ndarray]:
-    """Yield (H, W) integer masks from an array, a tensor, or an iterable of masks / (image, mask) pairs / batches."""
-    if isinstance(source, torch.Tensor):
-        source = source.detach().cpu().numpy()
-    if isinstance(source, np.ndarray):
-        if source.ndim == 2:
-            yield source
-            return
-        if source.ndim < 2:
-            raise ValueError(f"masks must be (H, W) or (N, H, W), got an array of shape {source.shape}")
-        yield from source.reshape(-1, *source.shape[-2:])
-        return
-    try:
-        iterator = iter(source)
-    except TypeError:
-        raise TypeError(f"expected masks as an array/tensor (N, H, W), a dataset or a DataLoader, got {type(source).__name__}") from None
-    for item in iterator:
-        if isinstance(item, (tuple, list)):
-            if len(item) < 2:
-                raise ValueError("a dataset item must be (image, mask): got a sequence of length < 2")
-            item = item[1]
-        elif isinstance(item, dict):
-            if "mask" not in item:
-                raise ValueError(f"a dataset item given as a dict needs a 'mask' key, got keys {sorted(item)}")
-            item = item["mask"]
-        yield from _iter_masks(item)
-
-
-def class_pixel_counts(source, num_classes: int, *, ignore_index: int = IGNORE_INDEX) -> tuple[np.ndarray, np.ndarray]:
-    """Count the pixels of each class over a whole dataset.
-
-    Args:
-        source: masks as an (N, H, W) / (H, W) array or tensor, a list of masks, a Dataset
-            returning ``(image, mask)``, or a DataLoader returning ``(images, masks)`` batches.
-        num_classes: C.
-        ignore_index: label that is not counted.
-
-    Returns:
-        ``(pixels, image_pixels)``, both (C,) int64: ``pixels[c]`` is the number of pixels of class ``c``;
-        ``image_pixels[c]`` the number of (non-ignored) pixels of the images in which ``c`` occurs
-        (what median frequency balancing divides by).
-
-    Raises:
-        ValueError: a mask holds a label outside ``[0, C)`` that is not ``ignore_index``, or no mask was found.
-    """
-    pixels = np.zeros(num_classes, dtype=np.int64)
-    image_pixels = np.zeros(num_classes, dtype=np.int64)
-    seen = 0
-    for mask in _iter_masks(source):
-        mask = np.asarray(mask)
-        if np.issubdtype(mask.dtype, np.floating):
-            raise TypeError(f"masks must hold integer class ids, got dtype {mask.dtype}")
-        labels = mask[mask != ignore_index].astype(np.int64)
-        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-            bad = labels[(labels < 0) | (labels >= num_classes)][0]
-            raise ValueError(f"mask holds label {bad}, outside [0, {num_classes}) and not the ignore_index ({ignore_index})")
-        counts = np.bincount(labels, minlength=num_classes)
-        pixels += counts
-        image_pixels[counts > 0] += labels.size
-        seen += 1
-    if seen == 0:
-        raise ValueError("no masks found in the source: it is empty")
-    return pixels, image_pixels
-
-
 def inverse_frequency_weights(source, num_classes: int, *, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Class weights ``w_c = n / (K * n_c)`` from a dataset's pixel counts.
 
@@ -232,17 +167,15 @@ def inverse_frequency_weights(source, num_classes: int, *, ignore_index: int = I
     occurs gets weight 0 (it has no pixels to weight; stated rather than dividing by zero).
 
     Args:
-        source: see :func:`class_pixel_counts` (compute it on the *training set*, once).
+        source: masks as :func:`segcourse.data.stats.class_statistics` takes them (an array or tensor, a
+            list, a Dataset or a DataLoader); compute the weights on the *training set*, once.
         num_classes: C.
 
     Returns:
         (C,) float32 tensor, to pass as ``weight=`` to :func:`cross_entropy`.
     """
-    pixels, _ = class_pixel_counts(source, num_classes, ignore_index=ignore_index)
-    total = pixels.sum()
-    present = int((pixels > 0).sum())
-    weights = np.where(pixels > 0, total / (max(present, 1) * np.maximum(pixels, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
+    stats = class_statistics(source, num_classes, ignore_index=ignore_index)
+    return torch.tensor(stats.inverse_frequency_weights(), dtype=torch.float32)
 
 
 def median_frequency_weights(source, num_classes: int, *, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
@@ -253,7 +186,7 @@ def median_frequency_weights(source, num_classes: int, *, ignore_index: int = IG
     the median is taken over the classes that occur. A class that never occurs gets weight 0.
 
     Args:
-        source: see :func:`class_pixel_counts`.
+        source: as for :func:`inverse_frequency_weights`.
         num_classes: C.
 
     Returns:
@@ -262,10 +195,5 @@ def median_frequency_weights(source, num_classes: int, *, ignore_index: int = IG
     Reference:
         https://arxiv.org/abs/1411.4734 (section 4.1), also used by SegNet (https://arxiv.org/abs/1511.00561).
     """
-    pixels, image_pixels = class_pixel_counts(source, num_classes, ignore_index=ignore_index)
-    present = pixels > 0
-    freq = np.zeros(num_classes, dtype=np.float64)
-    freq[present] = pixels[present] / image_pixels[present]
-    median = np.median(freq[present]) if present.any() else 0.0
-    weights = np.where(present, median / np.where(present, freq, 1.0), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
+    stats = class_statistics(source, num_classes, ignore_index=ignore_index)
+    return torch.tensor(stats.median_frequency_weights(), dtype=torch.float32)

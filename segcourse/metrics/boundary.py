@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .._checks import as_binary_mask
+
 __all__ = [
     "average_surface_distance",
     "boundary_band",
@@ -53,24 +55,9 @@ __all__ = [
 ]
 
 
-def _binary(x: Any, name: str) -> np.ndarray:
-    """A 2-D (or N-D) numpy bool array from a torch/numpy mask of 0/1 or bool values."""
-    if hasattr(x, "detach"):  # torch tensor
-        x = x.detach().cpu().numpy()
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array or torch tensor mask, got {type(x).__name__}")
-    if x.dtype == bool:
-        return x
-    if np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{name} must be a binary mask (bool or integer 0/1), got dtype {x.dtype}; threshold it first")
-    if x.size and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{name} must be a binary mask with values 0/1, got values in [{x.min()}, {x.max()}]")
-    return x.astype(bool)
-
-
 def _pair(pred: Any, target: Any, ndim: int | None = 2) -> tuple[np.ndarray, np.ndarray]:
-    p = _binary(pred, "pred")
-    t = _binary(target, "target")
+    p = as_binary_mask(pred, "pred", ndim=None)
+    t = as_binary_mask(target, "target", ndim=None)
     if p.shape != t.shape:
         raise ValueError(f"pred and target must have the same shape, got {p.shape} and {t.shape}")
     if ndim is not None and p.ndim != ndim:
@@ -89,7 +76,7 @@ def boundary_band(mask: Any, dilation_ratio: float = 0.02) -> np.ndarray:
         ``(H, W)`` bool: mask pixels within ``d = max(1, round(dilation_ratio * diag))``
         (chessboard distance) of the background or the image border.
     """
-    m = _binary(mask, "mask")
+    m = as_binary_mask(mask, "mask", ndim=None)
     if m.ndim != 2:
         raise ValueError(f"mask must be 2-D (H, W), got shape {m.shape}")
     if not dilation_ratio > 0:
@@ -155,7 +142,7 @@ def mean_boundary_iou(pred: Any, target: Any, num_classes: int, dilation_ratio: 
 
 def surface_pixels(mask: Any) -> np.ndarray:
     """Pixels of ``mask`` with a 4-neighbour (6 in 3-D) outside the mask or the image (MONAI's edges)."""
-    m = _binary(mask, "mask")
+    m = as_binary_mask(mask, "mask", ndim=None)
     return m ^ ndimage.binary_erosion(m)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checks import check_int
 from ..constants import IGNORE_INDEX
 
 __all__ = ["ConfusionMatrix", "confusion_matrix", "logits_to_pred", "scores_from_confusion"]
@@ -82,8 +83,7 @@ def confusion_matrix(pred: Any, target: Any, num_classes: int, ignore_index: int
         tensor([[1, 1],
                 [0, 1]])
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = check_int(num_classes, "num_classes")
     num_classes = int(num_classes)
     pred_t = _as_tensor(pred, "pred")
     target_t = _as_tensor(target, "target")
@@ -183,8 +183,7 @@ class ConfusionMatrix:
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        num_classes = check_int(num_classes, "num_classes")
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
         self._cm: torch.Tensor | None = None

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
 from .backbones import Encoder, conv_bn_relu, get_backbone
 
 __all__ = ["ASPP", "ASPPPooling", "DeepLabV3", "DeepLabV3Plus", "DeepLabV3PlusDecoder", "deeplabv3", "deeplabv3plus",
@@ -145,8 +146,7 @@ class DeepLabV3(nn.Module):
     def __init__(self, encoder: Encoder, num_classes: int, atrous_rates: Sequence[int] | None = None,
                  aspp_channels: int = 256, dropout: float = 0.5):
         super().__init__()
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        check_int(num_classes, "num_classes")
         rates = default_atrous_rates(encoder.output_stride) if atrous_rates is None else atrous_rates
         self.encoder, self.num_classes = encoder, num_classes
         # True: ImageNet weights loaded; False: pretrained=True found none cached (from scratch); None: not asked
@@ -211,8 +211,7 @@ class DeepLabV3Plus(nn.Module):
                  aspp_channels: int = 256, low_level_channels: int = 48, decoder_channels: int = 256,
                  dropout: float = 0.5):
         super().__init__()
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        check_int(num_classes, "num_classes")
         if 4 not in encoder.strides:
             raise ValueError(f"DeepLabV3+ needs a stride-4 feature map from the encoder, which has strides {encoder.strides}")
         rates = default_atrous_rates(encoder.output_stride) if atrous_rates is None else atrous_rates

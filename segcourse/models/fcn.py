@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
 from .backbones import Encoder, get_backbone
 
 __all__ = ["bilinear_kernel", "BilinearUpsample", "FCNHead", "TorchvisionFCNHead", "FCN", "fcn", "grow_fcn", "VARIANTS"]
@@ -219,8 +220,7 @@ class FCN(nn.Module):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"FCN variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        check_int(num_classes, "num_classes")
         if len(encoder.out_channels) < 3:
             raise ValueError(f"FCN needs an encoder with at least three feature maps, got {len(encoder.out_channels)}")
         self.encoder, self.num_classes, self.variant = encoder, num_classes, variant

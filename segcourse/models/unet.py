@@ -41,20 +41,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
+
 __all__ = ["DoubleConv", "DecoderBlock", "UNetEncoder", "UNetDecoder", "UNet", "unet", "pad_to", "pad_to_multiple"]
 
 UpMode = Literal["transpose", "bilinear"]
 NormMode = Literal["batch", "instance", "none"]
 _UP_MODES = ("transpose", "bilinear")
 _NORM_MODES = ("batch", "instance", "none")
-
-
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _norm_layer(norm: str, channels: int) -> nn.Module:
@@ -125,7 +119,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
         >>> tuple(padded.shape[-2:]), padded[..., rows, cols].shape[-2:]
         ((112, 80), torch.Size([97, 75]))
     """
-    _check_positive_int("multiple", multiple)
+    check_int(multiple, "multiple")
     h, w = x.shape[-2:]
     size = (-(-h // multiple) * multiple, -(-w // multiple) * multiple)  # round up to the next multiple
     top, left = (size[0] - h) // 2, (size[1] - w) // 2
@@ -286,10 +280,10 @@ class UNet(nn.Module):
     def __init__(self, num_classes: int = 2, *, in_channels: int = 3, depth: int = 4, base_channels: int = 32,
                  up: UpMode = "transpose", norm: NormMode | None = "batch") -> None:
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("depth", depth)
-        _check_positive_int("base_channels", base_channels)
+        check_int(in_channels, "in_channels")
+        check_int(num_classes, "num_classes")
+        check_int(depth, "depth")
+        check_int(base_channels, "base_channels")
         if depth > 8:
             raise ValueError(f"depth must be <= 8 (an input would need >= 2**depth pixels per side), got {depth}")
         if up not in _UP_MODES:

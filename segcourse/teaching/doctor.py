@@ -13,10 +13,12 @@ import importlib
 import importlib.metadata as md
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from segcourse.checking import CheckResult
+from segcourse.pins import parse_pins
 
 #: import name -> distribution name, for the packages every lesson needs
 REQUIRED_PACKAGES = {
@@ -35,21 +37,15 @@ OPTIONAL_USES = {
 
 
 @dataclass
-class Check:
-    """One line of the doctor's report."""
+class Check(CheckResult):
+    """One line of the doctor's report: a :class:`~segcourse.checking.CheckResult` that may be optional
+    (``required=False``: a failure is a warning)."""
 
-    name: str
-    ok: bool
-    detail: str
     required: bool = True
 
     def line(self) -> str:
-        mark = "ok " if self.ok else ("FAIL" if self.required else "warn")
-        return f"[{mark:4}] {self.name:<22} {self.detail}"
-
-
-#: an exact pin of a requirements file: ``name==version``
-_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
+        mark = "ok " if self.passed else ("FAIL" if self.required else "warn")
+        return f"[{mark:4}] {self.name:<22} {self.message}"
 
 
 def _pins() -> dict[str, str]:
@@ -61,7 +57,7 @@ def _pins() -> dict[str, str]:
     path = None if root is None else root / "requirements" / "course.txt"
     if path is None or not path.is_file():
         return {}
-    return {m.group(1).lower(): m.group(2) for line in path.read_text().splitlines() if (m := _PIN.match(line))}
+    return parse_pins(path.read_text().splitlines())
 
 
 def _version(dist: str) -> str | None:
@@ -87,7 +83,7 @@ def check_torch(pins: dict[str, str]) -> list[Check]:
         same = want is None or version.split("+")[0] == want
         detail = version + ("" if same else f" (the course is tested with {want}; other versions may work)")
         checks.append(Check(dist, True, detail))
-    if all(c.ok for c in checks):
+    if all(c.passed for c in checks):
         try:
             import torch
             from torchvision.ops import nms
@@ -191,7 +187,7 @@ def collect() -> list[Check]:
     torch_checks = check_torch(_pins())
     checks += torch_checks
     checks += check_packages()
-    if all(c.ok for c in torch_checks):
+    if all(c.passed for c in torch_checks):
         checks += check_device()
     checks += check_datasets()
     checks += check_jupyter()
@@ -209,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for c in checks:
             print(c.line())
-    failed = [c for c in checks if c.required and not c.ok]
+    failed = [c for c in checks if c.required and not c.passed]
     if failed:
         print(f"\n{len(failed)} problem(s): {', '.join(c.name for c in failed)}. Fix them as described above.", file=sys.stderr)
         return 1

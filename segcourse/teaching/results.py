@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..constants import REPORT_ENV
+from ..files import atomic_write_text
 
 _TARGET = re.compile(r"^\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$")
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -91,9 +92,7 @@ def _append(path: Path, entry: dict) -> None:
     """Add ``entry`` to the JSON list in ``path`` (replacing one with the same key), atomically."""
     entries = json.loads(path.read_text()) if path.exists() and path.stat().st_size else []
     entries = [e for e in entries if e.get("key") != entry["key"]] + [entry]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(entries, indent=2))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(entries, indent=2))
 
 
 def read(path: str | os.PathLike) -> list[dict]:

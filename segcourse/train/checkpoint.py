@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..files import atomic_path
 from .distributed import unwrap_model
 
 FORMAT = "segcourse-checkpoint"
@@ -80,14 +80,8 @@ def write_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: 
         text = json.dumps({"format": FORMAT, "version": VERSION, **meta})
     except TypeError as err:
         raise TypeError(f"checkpoint metadata must be JSON-serialisable: {err}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")  # one per writer
-    try:
+    with atomic_path(path) as tmp:
         save_file(clean, str(tmp), metadata={_META_KEY: text})
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, an interrupt: keep the old file, leave no temporary one
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

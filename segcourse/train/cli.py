@@ -22,6 +22,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..config import MODES
+
 #: small-but-useful model arguments per model and mode (smoke, quick, full); ``--model-kwargs`` overrides
 PRESETS: dict[str, tuple[dict, dict, dict]] = {
     "unet": ({"depth": 3, "base_channels": 8}, {"depth": 4, "base_channels": 16}, {"depth": 4, "base_channels": 32}),
@@ -37,7 +39,6 @@ PRESETS: dict[str, tuple[dict, dict, dict]] = {
                        "atrous_rates": [2, 4, 6]},
                       {"backbone": "resnet_tiny", "width": 32, "aspp_channels": 128, "decoder_channels": 128}),
 }
-_MODE_INDEX = {"smoke": 0, "quick": 1, "full": 2}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True,
                         help="synthetic dataset: cells, shapes, shapes-multiscale, aerial, street")
     parser.add_argument("--out", required=True, type=Path, help="checkpoint to write (.safetensors)")
-    parser.add_argument("--mode", choices=["smoke", "quick", "full"], default=None,
+    parser.add_argument("--mode", choices=MODES, default=None,
                         help="sizes and epochs (default: $SEGCOURSE_MODE, else full with CUDA / quick without)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default per mode: 1 / 15 / 40)")
     parser.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds of training")
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import get_mode, set_mode
+    from ..config import get_mode, mode_index, pick, set_mode
 
     if args.mode is not None:
         set_mode(args.mode)
@@ -99,10 +100,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--model-kwargs must be a JSON object, got {args.model_kwargs!r}")  # noqa: TRY004 - a bad argument
     get_builder(args.model)  # fail early on an unknown model
     info = get_info(args.data.replace("-multiscale", ""))
-    pick = lambda smoke, quick, full: (smoke, quick, full)[_MODE_INDEX[mode]]
-    epochs = args.epochs if args.epochs is not None else (None if args.max_seconds else pick(1, 15, 40))
-    batch_size = args.batch_size or pick(4, 16, 16)
-    preset = PRESETS.get(args.model, ({}, {}, {}))[_MODE_INDEX[mode]]
+    epochs = args.epochs if args.epochs is not None else (None if args.max_seconds else pick(smoke=1, quick=15, full=40))
+    batch_size = args.batch_size or pick(smoke=4, quick=16, full=16)
+    preset = PRESETS.get(args.model, ({}, {}, {}))[mode_index(mode)]
     kwargs = {**preset, **model_kwargs, "num_classes": info.num_classes}
 
     seed_everything(args.seed)
@@ -142,10 +142,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _dataset(name: str, split: str, count: int | None, size: int | None, augment: bool):
     """A synthetic split as an in-memory dataset of ``(float (3, H, W) in [0, 1], int64 (H, W))``."""
-    try:
-        from ..data import load_arrays
-    except ImportError:
-        from ..data.synthetic import load_arrays
+    from ..data import load_arrays
+
     arrays = load_arrays(name, split, count=count, size=size)
     return ArrayDataset(arrays["images"], arrays["masks"], augment=augment)
 

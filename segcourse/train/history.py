@@ -159,20 +159,46 @@ _DEFAULT_CURVES = ("val_miou", "val_dice", "val_fg_dice", "val_pixel_accuracy")
 def plot_history(history, metrics: Sequence[str] | None = None, size: float = 3.2):
     """Training curves: train/val loss on the left, validation scores on the right.
 
-    A thin wrapper over :func:`segcourse.plotting.plot_history` that, for a :class:`History`,
-    draws a readable default set of scores (mIoU, mean Dice, foreground Dice for binary tasks,
-    pixel accuracy) instead of every ``val_*`` column.
-
     Args:
-        history: a :class:`History`, a list of per-epoch dicts or a dict of lists.
-        metrics: the score keys to draw (default: those of ``_DEFAULT_CURVES`` that were recorded).
+        history: a :class:`History`, a list of per-epoch dicts (``{"epoch": 1, "train_loss": ...,
+            "val_loss": ..., "val_miou": ...}``) or a dict of lists.
+        metrics: the score keys to draw (default: those of ``_DEFAULT_CURVES`` -- mIoU, mean Dice,
+            foreground Dice for binary tasks, pixel accuracy -- that were recorded, or, when none of
+            them was, every numeric ``val_*`` key that is not a loss; the rest is in ``history.table()``).
 
     Returns:
         The matplotlib ``Figure``.
+
+    Raises:
+        ValueError: the history is empty.
     """
-    from ..plotting import plot_history as _plot
+    import matplotlib.pyplot as plt
 
     records = getattr(history, "records", history)
-    if metrics is None and isinstance(records, list) and records:
-        metrics = [k for k in _DEFAULT_CURVES if k in records[0]] or None
-    return _plot(history, metrics=metrics, size=size)
+    if isinstance(records, dict):
+        keys = list(records)
+        n = len(next(iter(records.values()))) if records else 0
+        records = [{k: records[k][i] for k in keys} for i in range(n)]
+    records = list(records)
+    if not records:
+        raise ValueError("history is empty: nothing to plot")
+    epochs = [r.get("epoch", i + 1) for i, r in enumerate(records)]
+    numeric = [k for k, v in records[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    loss_keys = [k for k in numeric if k.endswith("loss")]
+    if metrics is None:
+        metrics = ([k for k in _DEFAULT_CURVES if k in records[0]]
+                   or [k for k in numeric if k.startswith("val_") and not k.endswith("loss")])
+    fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(size * (2 if metrics else 1) * 1.3, size), squeeze=False)
+    for k in loss_keys:
+        axes[0, 0].plot(epochs, [r.get(k, math.nan) for r in records], marker="o", ms=3, label=k)
+    axes[0, 0].set_xlabel("epoch")
+    axes[0, 0].set_title("loss")
+    axes[0, 0].legend(fontsize=8)
+    if metrics:
+        for k in metrics:
+            axes[0, 1].plot(epochs, [r.get(k, math.nan) for r in records], marker="o", ms=3, label=k)
+        axes[0, 1].set_xlabel("epoch")
+        axes[0, 1].set_title("validation")
+        axes[0, 1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -51,8 +51,8 @@ def test_streams_are_merged_before_comparing():
     assert stored.comparable_outputs(one, []) == stored.comparable_outputs(two, [])
 
 
-def test_set_compared_cells_reports_gains_and_losses_and_drops_legacy_tags():
-    nb = _nb(_code("a", tags=["nbval-ignore-output"]), _code("b", tags=["nbval-check-output", "hint"]), _code("c"))
+def test_set_compared_cells_reports_gains_and_losses():
+    nb = _nb(_code("a"), _code("b", tags=["nbval-check-output", "hint"]), _code("c"))
     gained, lost = stored.set_compared_cells(nb, [0, 2])
     assert (gained, lost) == ([0, 2], [1])
     assert [c.metadata.get("tags") for c in nb.cells] == [["nbval-check-output"], ["hint"], ["nbval-check-output"]]

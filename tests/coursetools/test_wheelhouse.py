@@ -26,6 +26,7 @@ from packaging.requirements import Requirement
 
 from coursetools import checkout
 from coursetools import wheelhouse as wh
+from segcourse.pins import normalize, parse_pins
 
 ROOT = checkout.root(Path(__file__).parent)  # the checkout these tests belong to
 
@@ -52,7 +53,7 @@ def test_parse_filename_and_missing_files(tmp_path):
     (tmp_path / "INSTALL.txt").write_text("not a distribution")
     assert wh.parse_filename("torch-2.14.1-cp311-cp311-manylinux_2_28_x86_64.whl") == ("torch", "2.14.1")
     assert wh.parse_filename("pycocotools-2.0.11.tar.gz") == ("pycocotools", "2.0.11")
-    pins = wh.parse_pins(["# comment", "Scikit_Image==0.26.0", "torch==2.14.1  # the pair", "-r other.txt"])
+    pins = parse_pins(["# comment", "Scikit_Image==0.26.0", "torch==2.14.1  # the pair", "-r other.txt"])
     assert pins == {"scikit-image": "0.26.0", "torch": "2.14.1"}
     assert wh.missing_files(tmp_path, pins) == ["torch==2.14.1"]
     # another version of a pinned package does not count
@@ -128,11 +129,11 @@ def test_build_requirements_cover_pyproject_and_are_locked():
     block = re.search(r"\[build-system\]\s*requires\s*=\s*\[([^\]]*)\]", (ROOT / "pyproject.toml").read_text())
     build_system = re.findall(r'"([^"]+)"', block.group(1))
     assert build_system, "no [build-system] requires in pyproject.toml"
-    pins = wh.parse_pins((ROOT / wh.BUILD_REQUIREMENTS).read_text().splitlines())
-    lock = wh.parse_pins((ROOT / wh.CONSTRAINTS).read_text().splitlines())
+    pins = parse_pins((ROOT / wh.BUILD_REQUIREMENTS).read_text().splitlines())
+    lock = parse_pins((ROOT / wh.CONSTRAINTS).read_text().splitlines())
     for spec in build_system:
         req = Requirement(spec)
-        name = wh.normalize(req.name)
+        name = normalize(req.name)
         assert name in pins, f"pyproject.toml's build requirement {spec} is not pinned in {wh.BUILD_REQUIREMENTS}"
         assert req.specifier.contains(pins[name]), f"{wh.BUILD_REQUIREMENTS} pins {name}=={pins[name]}, outside {spec}"
         assert lock.get(name) == pins[name], f"lock.txt has {name}=={lock.get(name)}, {wh.BUILD_REQUIREMENTS} {pins[name]}"

@@ -13,7 +13,7 @@ from PIL import Image
 
 from segcourse.constants import IGNORE_INDEX
 from segcourse.data import SegmentationFolder
-from segcourse.data.build import save_indexed_png
+from segcourse.files import save_indexed_png
 
 PALETTE = [(0, 0, 0), (255, 0, 0), (0, 255, 0)]
 
@@ -199,8 +199,10 @@ def test_missing_folders_and_bad_arguments(tmp_path):
     (tmp_path / "masks").mkdir()
     with pytest.raises(ValueError, match="no images found"):
         SegmentationFolder(tmp_path, num_classes=2)
-    with pytest.raises(TypeError, match="num_classes"):
+    with pytest.raises(ValueError, match="num_classes"):      # a bad value: ValueError (was TypeError)
         SegmentationFolder(tmp_path, num_classes=0)
+    with pytest.raises(TypeError, match="num_classes"):       # a wrong type
+        SegmentationFolder(tmp_path, num_classes=2.0)
     with pytest.raises(TypeError, match="transform"):
         SegmentationFolder(tmp_path, num_classes=2, transform="flip")
 

@@ -172,7 +172,7 @@ def test_convert_folder_writes_paired_pngs(tmp_path):
             assert mask.mode == "P"                                        # an indexed PNG
             assert np.array_equal(np.asarray(mask), labelme_to_mask(SAMPLE / f"{stem}.json", classes))
             assert image.size == mask.size
-    assert not list((tmp_path / "out").rglob("*.part"))
+    assert not list((tmp_path / "out").rglob("*.tmp"))
 
 
 def test_image_size_mismatch_is_reported(tmp_path):

@@ -129,7 +129,7 @@ def test_pet_real_md5_rejects_fixture_and_leaves_nothing(tmp_path, pet_source):
     with pytest.raises(ChecksumError, match="MD5 mismatch"):        # the recipe's real torchvision MD5
         prepare("oxford_pet", root=root, source=src, progress=False)
     assert not (root / "oxford_pet").exists()
-    assert not list(root.rglob("*.part")) and not list((root / "_downloads").rglob("*.tar.gz"))
+    assert not list(root.rglob("*.tmp")) and not list((root / "_downloads").rglob("*.tar.gz"))
 
 
 def test_wrong_sha256_leaves_nothing(tmp_path, pet_source):
@@ -140,7 +140,7 @@ def test_wrong_sha256_leaves_nothing(tmp_path, pet_source):
         prepare("oxford_pet", root=root, source=src, sha256=pins, progress=False)
     assert not (root / "oxford_pet").exists()
     assert not (root / "_downloads" / "oxford_pet" / "annotations.tar.gz").exists()
-    assert not list(root.rglob("*.part"))
+    assert not list(root.rglob("*.tmp"))
 
 
 def test_sha256_override_for_unknown_file_is_rejected(tmp_path, pet_source):
@@ -465,7 +465,7 @@ def test_unverified_recipe_file_warns(tmp_path, pet_source, monkeypatch):
 
 
 def test_atomic_directory_replaces_on_success_and_leaves_dest_on_failure(tmp_path):
-    from segcourse.data.download import atomic_directory
+    from segcourse.files import atomic_directory
 
     dest = tmp_path / "out"
     dest.mkdir()

@@ -52,3 +52,23 @@ def test_errors():
         class_statistics([], 2)
     with pytest.raises(ValueError, match="class_names"):
         class_statistics([np.zeros((2, 2), int)], 2, class_names=["a"])
+
+
+def test_one_count_behind_the_table_and_the_loss_weights():
+    """The lesson 02 table and lesson 06's class weights come from the same count: with ignored pixels and
+    masks of different sizes the median-frequency weights are exact (they were approximated here before)."""
+    import torch
+
+    from segcourse.losses import inverse_frequency_weights, median_frequency_weights
+
+    a = np.zeros((4, 4), np.int64)
+    a[0, :2] = 1
+    a[3, 3] = IGNORE_INDEX
+    b = np.full((2, 8), 2, np.int64)
+    b[0, 0] = 1
+    s = class_statistics([a, b], 3)
+    np.testing.assert_array_equal(s.image_pixels, [15, 15 + 16, 16])
+    torch.testing.assert_close(median_frequency_weights([a, b], 3), torch.tensor(s.median_frequency_weights(),
+                                                                              dtype=torch.float32))
+    torch.testing.assert_close(inverse_frequency_weights([a, b], 3), torch.tensor(s.inverse_frequency_weights(),
+                                                                               dtype=torch.float32))

@@ -121,6 +121,7 @@ def test_result_is_not_displayed_twice(scratch_registry, capsys):
     (dict(id="1.0"), "not of the form"),
     (dict(level="easy"), "level 'easy'"),
     (dict(kind="quiz"), "kind 'quiz'"),
+    (dict(kind="predict-then-check"), "kind 'predict-then-check'"),     # the unused aliases are gone
     (dict(minutes=0), "minutes"),
     (dict(hint=" "), "hint"),
     (dict(title='say "hi"'), "double quotes"),
@@ -131,8 +132,8 @@ def test_exercise_rejects_bad_metadata(kwargs, match):
         exercise(args.pop("id"), **args)
 
 
-def test_kind_aliases_and_duplicate_ids(scratch_registry):
-    exercise("97.1", title="t", level="core", minutes=5, kind="predict-then-check", goal="g", hint="h")(lambda c: None)
+def test_duplicate_ids(scratch_registry):
+    exercise("97.1", title="t", level="core", minutes=5, kind="predict", goal="g", hint="h")(lambda c: None)
     assert scratch_registry["97.1"].kind == "predict"
     with pytest.raises(ValueError, match="registered twice"):
         exercise("97.1", title="t", level="core", minutes=5, kind="implement", goal="g", hint="h")(_register_double)

@@ -8,6 +8,7 @@ import torch
 
 import segcourse.losses as L
 from segcourse.constants import IGNORE_INDEX
+from segcourse.data.stats import class_statistics
 
 from .conftest import make_binary, make_multiclass
 
@@ -22,10 +23,12 @@ def _masks():
     return np.stack([a, b])
 
 
-def test_class_pixel_counts_by_hand():
-    pixels, image_pixels = L.class_pixel_counts(_masks(), 3)
-    np.testing.assert_array_equal(pixels, [12 + 13, 4, 2])            # 16 - 4 ; 16 - 2 - 1 ignored
-    np.testing.assert_array_equal(image_pixels, [16 + 15, 16, 15])    # labelled pixels of the images containing c
+def test_class_counts_by_hand():
+    stats = class_statistics(_masks(), 3)
+    np.testing.assert_array_equal(stats.pixels, [12 + 13, 4, 2])            # 16 - 4 ; 16 - 2 - 1 ignored
+    np.testing.assert_array_equal(stats.image_pixels, [16 + 15, 16, 15])    # labelled pixels of the images containing c
+    np.testing.assert_array_equal(stats.images, [2, 1, 1])
+    assert stats.ignored == 1
 
 
 def test_inverse_frequency_weights_by_hand():
@@ -58,14 +61,14 @@ def test_weights_from_dataset_and_loader_equal_weights_from_array():
 
 
 def test_class_counts_errors():
-    with pytest.raises(ValueError, match="label 7"):
-        L.class_pixel_counts(np.array([[0, 7]]), 3)
-    with pytest.raises(ValueError, match="empty"):
-        L.class_pixel_counts([], 3)
+    with pytest.raises(ValueError, match=r"labels \[7\]"):
+        L.inverse_frequency_weights(np.array([[0, 7]]), 3)
+    with pytest.raises(ValueError, match="no masks"):
+        L.median_frequency_weights([], 3)
     with pytest.raises(TypeError, match="integer"):
-        L.class_pixel_counts(np.zeros((2, 2), np.float32), 3)
+        L.inverse_frequency_weights(np.zeros((2, 2), np.float32), 3)
     with pytest.raises(TypeError, match="DataLoader"):
-        L.class_pixel_counts(3.0, 3)
+        L.inverse_frequency_weights(3.0, 3)
 
 
 def test_modules_equal_functions_and_move_weights():
@@ -81,6 +84,29 @@ def test_modules_equal_functions_and_move_weights():
                                L.binary_focal_loss(b_logits, b_target, alpha=0.25))
     dist = L.signed_distance_maps(target, 3)
     torch.testing.assert_close(L.BoundaryLoss()(logits, target, dist_maps=dist), L.boundary_loss(logits, target))
+
+
+@pytest.mark.parametrize("cls, fn", [
+    (L.CrossEntropyLoss, L.cross_entropy), (L.BinaryCrossEntropyLoss, L.binary_cross_entropy),
+    (L.OHEMCrossEntropyLoss, L.ohem_cross_entropy), (L.DiceLoss, L.dice_loss), (L.BinaryDiceLoss, L.binary_dice_loss),
+    (L.TverskyLoss, L.tversky_loss), (L.BinaryTverskyLoss, L.binary_tversky_loss), (L.CEDiceLoss, L.ce_dice_loss),
+    (L.FocalLoss, L.focal_loss), (L.BinaryFocalLoss, L.binary_focal_loss),
+    (L.LovaszSoftmaxLoss, L.lovasz_softmax_loss), (L.LovaszHingeLoss, L.lovasz_hinge_loss),
+    (L.BoundaryLoss, L.boundary_loss),
+])
+def test_module_signature_is_the_functions(cls, fn):
+    """Each module is written out by hand: its keyword arguments and defaults must stay those of its function."""
+    import inspect
+
+    want = {k: p.default for k, p in list(inspect.signature(fn).parameters.items())[2:] if k != "dist_maps"}
+    got = {k: p.default for k, p in list(inspect.signature(cls.__init__).parameters.items())[1:]}
+    assert got == want
+    assert cls.__doc__ and fn.__name__ in cls.__doc__
+
+
+def test_module_repr_shows_its_options():
+    assert repr(L.CrossEntropyLoss(weight=[1, 2])) == (
+        "CrossEntropyLoss(weight=[1.0, 2.0], ignore_index=255, label_smoothing=0.0, reduction='mean')")
 
 
 def test_module_rejects_unknown_argument():

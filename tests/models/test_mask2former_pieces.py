@@ -11,10 +11,10 @@ from transformers.models.mask2former import modeling_mask2former as hf
 
 from segcourse.models.mask2former import (
     attention_mask_from_logits,
-    dice_loss,
     hungarian,
     mask_losses,
     masked_attention,
+    matched_dice_loss,
     matching_cost,
     pairwise_dice,
     pairwise_sigmoid_ce,
@@ -42,7 +42,7 @@ def test_pairwise_costs_equal_transformers(seed):
 def test_matched_mask_losses_equal_transformers(num_masks):
     logits, targets = _logits_and_targets(num_masks, q=5, k=5)
     torch.testing.assert_close(sigmoid_ce_loss(logits, targets, num_masks), hf.sigmoid_cross_entropy_loss(logits, targets, num_masks))
-    torch.testing.assert_close(dice_loss(logits, targets, num_masks), hf.dice_loss(logits, targets, num_masks))
+    torch.testing.assert_close(matched_dice_loss(logits, targets, num_masks), hf.dice_loss(logits, targets, num_masks))
 
 
 def test_sample_points_equals_transformers():

@@ -92,7 +92,7 @@ def test_pad_to_multiple_lets_a_decoder_without_alignment_run_on_odd_sizes():
         naive(x)
     padded, (rows, cols) = pad_to_multiple(x, 2**model.depth)
     assert naive(padded)[..., rows, cols].shape == (1, 2, 37, 29)
-    with pytest.raises(ValueError, match="multiple must be >= 1"):
+    with pytest.raises(ValueError, match="multiple must be a positive int"):
         pad_to_multiple(x, 0)
 
 
@@ -160,10 +160,10 @@ def test_instance_norm_has_the_same_count_as_batch_norm():
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(up="nearest"), ValueError, "up must be one of"),
     (dict(norm="layer"), ValueError, "norm must be one of"),
-    (dict(depth=0), ValueError, "depth must be >= 1"),
+    (dict(depth=0), ValueError, "depth must be a positive int"),
     (dict(depth=2.0), TypeError, "depth must be an int"),
     (dict(base_channels=True), TypeError, "base_channels must be an int"),
-    (dict(num_classes=0), ValueError, "num_classes must be >= 1"),
+    (dict(num_classes=0), ValueError, "num_classes must be a positive int"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from segcourse.train import History, resolve_precision
-from segcourse.train.history import is_better, monitor_mode
+from segcourse.train.history import is_better, monitor_mode, plot_history
 
 
 def _records():
@@ -40,6 +40,20 @@ def test_history_columns_table_and_json_round_trip(tmp_path):
     loaded = History.load(history.save(tmp_path / "h.json"))
     assert loaded.records == history.records and loaded.stop_reason == "early_stopping"
     assert repr(loaded) == "History(3 epochs, best val_miou=0.7000 at epoch 2)"
+
+
+def test_plot_history_takes_records_or_a_dict_of_lists():
+    history = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_miou": 0.3, "val_fwiou": 0.2},
+               {"epoch": 2, "train_loss": 0.5, "val_loss": 0.7, "val_miou": 0.6, "val_fwiou": 0.5}]
+    fig = plot_history(history)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "validation"]
+    assert [line.get_label() for line in fig.axes[1].get_lines()] == ["val_miou"]   # the default curves only
+    columns = {k: [r[k] for r in history] for k in history[0]}
+    assert [line.get_label() for line in plot_history(columns).axes[1].get_lines()] == ["val_miou"]
+    other = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_ap": 0.3}]
+    assert [line.get_label() for line in plot_history(other).axes[1].get_lines()] == ["val_ap"]  # none of the defaults
+    with pytest.raises(ValueError, match="empty"):
+        plot_history([])
 
 
 def test_nan_never_counts_as_an_improvement():

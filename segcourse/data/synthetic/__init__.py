@@ -31,7 +31,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ...config import get_mode
+from ..._checks import check_int
+from ...config import mode_index
 from . import aerial, cells, shapes, street
 from ._common import Sample, check_size, make_rng
 from .aerial import generate_aerial
@@ -78,9 +79,6 @@ DEFAULT_COUNT: dict[str, dict[str, tuple[int, int, int]]] = {
     "street": {"train": (8, 256, 2000), "val": (4, 64, 200), "test": (4, 64, 200)},
 }
 
-_MODE_INDEX = {"smoke": 0, "quick": 1, "full": 2}
-
-
 def _check_name(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"name must be a dataset name (str), got {type(name).__name__}")
@@ -89,17 +87,9 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _check_int(value, what: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def default_size(name: str) -> int:
     """The image side ``name`` uses in the current mode (see :data:`DEFAULT_SIZE`)."""
-    return DEFAULT_SIZE[_check_name(name)][_MODE_INDEX[get_mode()]]
+    return DEFAULT_SIZE[_check_name(name)][mode_index()]
 
 
 def default_count(name: str, split: str = "train") -> int:
@@ -107,7 +97,7 @@ def default_count(name: str, split: str = "train") -> int:
     _check_name(name)
     if split not in SPLIT_OFFSETS:
         raise ValueError(f"split must be one of {', '.join(SPLIT_OFFSETS)}, got {split!r}")
-    return DEFAULT_COUNT[name][split][_MODE_INDEX[get_mode()]]
+    return DEFAULT_COUNT[name][split][mode_index()]
 
 
 def generate(name: str, index: int, size: int | tuple[int, int] | None = None, seed: int = 0, **knobs) -> Sample:
@@ -130,8 +120,8 @@ def generate(name: str, index: int, size: int | tuple[int, int] | None = None, s
         ValueError / TypeError: unknown name, negative index or seed, bad size, unknown knob.
     """
     _check_name(name)
-    index = _check_int(index, "index")
-    seed = _check_int(seed, "seed")
+    index = check_int(index, "index", minimum=0)
+    seed = check_int(seed, "seed", minimum=0)
     height, width = check_size(default_size(name) if size is None else size)
     func, fixed = GENERATORS[name]
     unknown = sorted(set(knobs) - set(KNOBS[name]))
@@ -199,9 +189,9 @@ def load_arrays(name: str, split: str = "train", count: int | None = None, size:
     _check_name(name)
     if split not in SPLIT_OFFSETS:
         raise ValueError(f"split must be one of {', '.join(SPLIT_OFFSETS)}, got {split!r}")
-    count = default_count(name, split) if count is None else _check_int(count, "count", 1)
+    count = default_count(name, split) if count is None else check_int(count, "count")
     hw = check_size(default_size(name) if size is None else size)
-    seed = _check_int(seed, "seed")
+    seed = check_int(seed, "seed", minimum=0)
     knobs = {k: tuple(v) if isinstance(v, list) else v for k, v in knobs.items()}   # hashable cache key
     key = (name, split, count, hw, seed, tuple(sorted(knobs.items())), generator_fingerprint(name))
     if key not in _CACHE:

@@ -164,8 +164,9 @@ def drop_small(instances: np.ndarray, min_pixels: int) -> np.ndarray:
     return instances
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float image in [0, 1] -> ``uint8`` (rounded, clipped)."""
+def unit_float_to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] -> ``uint8``: times 255, rounded, clipped (not rescaled: compare
+    :func:`segcourse.classical.to_uint8`, which stretches min..max to 0..255)."""
     return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
 
 

@@ -19,7 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import Sample, blur, ellipse_field, fill_polygon, polygon_window, rotated_rect, smooth_noise, to_uint8
+from ._common import (
+    Sample,
+    blur,
+    ellipse_field,
+    fill_polygon,
+    polygon_window,
+    rotated_rect,
+    smooth_noise,
+    unit_float_to_uint8,
+)
 
 #: Default knobs (documented in ``datasets/aerial/README.md``).
 DEFAULTS = dict(
@@ -175,4 +184,4 @@ def generate_aerial(rng: np.random.Generator, height: int, width: int, **knobs) 
 
     image = blur(image, k["blur"])
     image = image + k["noise"] * rng.standard_normal(image.shape).astype(np.float32)
-    return Sample(image=to_uint8(image), mask=mask.astype(np.uint8), instances=None)
+    return Sample(image=unit_float_to_uint8(image), mask=mask.astype(np.uint8), instances=None)

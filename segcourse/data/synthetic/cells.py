@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import Sample, blur, drop_small, ellipse_field, relabel_sequential, smooth_noise, to_uint8
+from ._common import Sample, blur, drop_small, ellipse_field, relabel_sequential, smooth_noise, unit_float_to_uint8
 
 #: Default knobs (documented in ``datasets/cells/README.md``).
 DEFAULTS = dict(
@@ -101,4 +101,4 @@ def generate_cells(rng: np.random.Generator, height: int, width: int, **knobs) -
     tint = np.array([0.30, 0.62, 1.0], dtype=np.float32) * rng.uniform(0.9, 1.0)
     rgb = image[..., None] * tint + 0.01 * rng.standard_normal((height, width, 3)).astype(np.float32)
     mask = (instances > 0).astype(np.uint8)
-    return Sample(image=to_uint8(rgb), mask=mask, instances=instances)
+    return Sample(image=unit_float_to_uint8(rgb), mask=mask, instances=instances)

@@ -27,7 +27,7 @@ from ._common import (
     relabel_sequential,
     rotated_rect,
     smooth_noise,
-    to_uint8,
+    unit_float_to_uint8,
 )
 
 #: Default knobs (documented in ``datasets/shapes/README.md``).
@@ -129,4 +129,4 @@ def generate_shapes(rng: np.random.Generator, height: int, width: int, **knobs) 
     instances = relabel_sequential(instances)
     image = blur(image, k["blur"])
     image = image + k["noise"] * rng.standard_normal(image.shape).astype(np.float32)
-    return Sample(image=to_uint8(image), mask=mask, instances=instances)
+    return Sample(image=unit_float_to_uint8(image), mask=mask, instances=instances)

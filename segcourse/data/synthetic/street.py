@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import Sample, blur, ellipse_field, fill_polygon, relabel_sequential, smooth_noise, to_uint8
+from ._common import Sample, blur, ellipse_field, fill_polygon, relabel_sequential, smooth_noise, unit_float_to_uint8
 
 ROAD, SIDEWALK, BUILDING, VEGETATION, SKY, CAR, PERSON = range(7)
 
@@ -210,4 +210,4 @@ def generate_street(rng: np.random.Generator, height: int, width: int, **knobs) 
     image = image + k["noise"] * rng.standard_normal(image.shape).astype(np.float32)
     panoptic = np.stack([label.astype(np.int64), np.where(np.isin(label, (CAR, PERSON)), instances, 0).astype(np.int64)],
                         axis=-1)
-    return Sample(image=to_uint8(image), mask=label, instances=instances, panoptic=panoptic)
+    return Sample(image=unit_float_to_uint8(image), mask=label, instances=instances, panoptic=panoptic)

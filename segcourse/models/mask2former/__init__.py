@@ -25,7 +25,14 @@ References:
 from .attention import MaskedCrossAttention, attention_mask_from_logits, masked_attention
 from .criterion import SetCriterion, mask_losses
 from .inference import VOID, panoptic_inference, semantic_inference
-from .losses import dice_loss, pairwise_dice, pairwise_sigmoid_ce, sample_points, sigmoid_ce_loss, uncertain_points
+from .losses import (
+    matched_dice_loss,
+    pairwise_dice,
+    pairwise_sigmoid_ce,
+    sample_points,
+    sigmoid_ce_loss,
+    uncertain_points,
+)
 from .matcher import hungarian, match, matching_cost
 from .model import FPNPixelDecoder, Mask2Former, Mask2FormerConfig, TransformerDecoderLayer, mask2former
 from .train import panoptic_targets, predict_outputs, predict_panoptic, predict_semantic, train_mask2former
@@ -34,7 +41,7 @@ __all__ = [
     "Mask2Former", "Mask2FormerConfig", "mask2former", "FPNPixelDecoder", "TransformerDecoderLayer",
     "MaskedCrossAttention", "attention_mask_from_logits", "masked_attention",
     "SetCriterion", "mask_losses", "match", "matching_cost", "hungarian",
-    "sample_points", "pairwise_sigmoid_ce", "pairwise_dice", "sigmoid_ce_loss", "dice_loss", "uncertain_points",
+    "sample_points", "pairwise_sigmoid_ce", "pairwise_dice", "sigmoid_ce_loss", "matched_dice_loss", "uncertain_points",
     "semantic_inference", "panoptic_inference", "VOID",
     "panoptic_targets", "train_mask2former", "predict_outputs", "predict_panoptic", "predict_semantic",
 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .losses import dice_loss, sample_points, sigmoid_ce_loss, uncertain_points
+from .losses import matched_dice_loss, sample_points, sigmoid_ce_loss, uncertain_points
 from .matcher import match
 
 __all__ = ["SetCriterion", "mask_losses"]
@@ -44,7 +44,7 @@ def mask_losses(mask_logits: torch.Tensor, target_masks: torch.Tensor, num_masks
         points = uncertain_points(pred, num_points, oversample, importance, generator=generator)  # (N, P, 2)
         labels = sample_points(target_masks[:, None].to(pred), points)[:, 0]                       # (N, P)
     logits = sample_points(pred, points)[:, 0]                              # (N, P)
-    return sigmoid_ce_loss(logits, labels, num_masks), dice_loss(logits, labels, num_masks)
+    return sigmoid_ce_loss(logits, labels, num_masks), matched_dice_loss(logits, labels, num_masks)
 
 
 class SetCriterion:

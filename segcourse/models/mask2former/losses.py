@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["sample_points", "pairwise_sigmoid_ce", "pairwise_dice", "sigmoid_ce_loss", "dice_loss",
+__all__ = ["sample_points", "pairwise_sigmoid_ce", "pairwise_dice", "sigmoid_ce_loss", "matched_dice_loss",
            "uncertain_points"]
 
 
@@ -63,8 +63,12 @@ def sigmoid_ce_loss(logits: torch.Tensor, targets: torch.Tensor, num_masks: floa
     return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(1).sum() / num_masks
 
 
-def dice_loss(logits: torch.Tensor, targets: torch.Tensor, num_masks: float) -> torch.Tensor:
-    """Matched pairs' Dice loss (``+1`` smoothing) summed over masks, divided by ``num_masks``: ``(N, P) -> ()``."""
+def matched_dice_loss(logits: torch.Tensor, targets: torch.Tensor, num_masks: float) -> torch.Tensor:
+    """Matched pairs' Dice loss (``+1`` smoothing) summed over masks, divided by ``num_masks``: ``(N, P) -> ()``.
+
+    Hugging Face's ``dice_loss`` in Mask2Former; named apart from :func:`segcourse.losses.dice_loss`, the
+    multi-class soft Dice of lesson 06 (``(N, C, H, W)`` logits against ``(N, H, W)`` labels).
+    """
     probs = logits.sigmoid()
     inter = 2 * (probs * targets).sum(-1)
     total = probs.sum(-1) + targets.sum(-1)
