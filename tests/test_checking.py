@@ -10,7 +10,7 @@ def test_a_check_result_is_truthy_when_passed():
 
 
 def test_the_three_kinds_of_check_report_the_same_type(tmp_path):
-    from segcourse import doctor
+    from segcourse.teaching import doctor
     from segcourse.capstone import checks as capstone
     from segcourse.exercises import check
 

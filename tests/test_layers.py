@@ -16,7 +16,7 @@ PACKAGE = ROOT / "segcourse"
 #: bottom to top; a part of ``segcourse`` may import its own layer and the ones below it. "" is the
 #: package's ``__init__``/``__main__``, which re-export ``config`` and dispatch the commands.
 LAYERS: list[set[str]] = [
-    {"constants", "files", "_checks", "pins"},
+    {"constants", "files", "_checks", "pins", "checking"},
     {"config", ""},
     {"data", "metrics", "models", "classical", "plotting"},
     {"losses", "detection", "inference"},
