@@ -17,18 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checks import as_binary_mask
+
 __all__ = ["best_threshold", "binary_scores", "threshold_sweep"]
 
 
 def _mask(x: Any, name: str = "mask") -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.dtype != bool:
-        if np.issubdtype(x.dtype, np.floating) or (x.size and (x.min() < 0 or x.max() > 1)):
-            raise ValueError(f"{name} must be a binary mask (bool or 0/1), got dtype {x.dtype}")
-        x = x.astype(bool)
-    return x
+    return as_binary_mask(x, name, ndim=None)  # the package's one mask policy: bool, or numbers all 0/1
 
 
 def _ratio(num: float, den: float) -> float:

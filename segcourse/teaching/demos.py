@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from .._checks import as_binary_mask
 from ..constants import IGNORE_INDEX
 from ..metrics.boundary import boundary_iou, hausdorff_distance
 from ..metrics.confusion import confusion_matrix, scores_from_confusion
-from ..metrics.threshold import _mask
 
 __all__ = [
     "PERTURBATIONS",
@@ -56,7 +56,7 @@ def soft_prediction(target: Any, blur: float = 2.0, noise: float = 0.6, bias: fl
     Returns:
         ``(H, W)`` float64 probabilities in (0, 1), a deterministic function of the arguments.
     """
-    t = _mask(target, "target").astype(np.float64)
+    t = as_binary_mask(target, "target", ndim=None).astype(np.float64)
     rng = np.random.default_rng(seed)
     logits = 8.0 * (ndimage.gaussian_filter(t, blur) - 0.5)
     smooth = ndimage.gaussian_filter(rng.standard_normal(t.shape), 3.0)
@@ -77,7 +77,7 @@ def perturb_mask(mask: Any, kind: str, amount: int = 1) -> np.ndarray:
     Returns:
         ``(H, W)`` bool.
     """
-    m = _mask(mask)
+    m = as_binary_mask(mask, ndim=None)
     if kind not in PERTURBATIONS:
         raise ValueError(f"kind must be one of {PERTURBATIONS}, got {kind!r}")
     if not isinstance(amount, (int, np.integer)) or amount < 0:
@@ -109,7 +109,7 @@ def perturbation_scores(pred: Any, target: Any, dilation_ratio: float = 0.02) ->
         ``iou`` (foreground), ``miou`` (background and foreground), ``dice``, ``boundary_iou``,
         ``hd95`` (pixels; inf when exactly one mask is empty).
     """
-    p, t = _mask(pred, "pred"), _mask(target, "target")
+    p, t = as_binary_mask(pred, "pred", ndim=None), as_binary_mask(target, "target", ndim=None)
     s = scores_from_confusion(confusion_matrix(torch.from_numpy(p), torch.from_numpy(t), 2))
     return {"iou": float(s["iou"][1]), "miou": s["miou"], "dice": float(s["dice"][1]),
             "boundary_iou": boundary_iou(p, t, dilation_ratio), "hd95": hausdorff_distance(p, t, percentile=95)}
