@@ -18,7 +18,7 @@
 
 Modules:
 
-* :mod:`~segcourse.train.engine` -- ``fit`` (options in a ``FitConfig``) / ``train_one_epoch`` / ``evaluate`` / ``predict``
+* :mod:`~segcourse.train.fit` -- ``fit`` (options in a ``FitConfig``) / ``train_one_epoch`` / ``evaluate`` / ``predict``
 * :mod:`~segcourse.train.run_log` -- TensorBoard logging for ``fit(log_dir=...)``
 * :mod:`~segcourse.train.history` -- :class:`History` and :func:`plot_history`
 * :mod:`~segcourse.train.checkpoint` -- safetensors + JSON checkpoints (never pickles)
@@ -36,7 +36,7 @@ from ..models.outputs import model_logits
 from .amp import Precision, resolve_precision
 from .checkpoint import LoadedCheckpoint, load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from .detection import DetectionTask, detection_collate
-from .engine import (
+from .fit import (
                      FitConfig,
                      SegmentationTask,
                      build_optimizer,

@@ -57,7 +57,7 @@ from ..models.backbones import Encoder, get_backbone
 from ..models.deeplab import deeplabv3plus
 from ..models.fcn import fcn
 from .checkpoint import load_checkpoint, save_checkpoint
-from .engine import evaluate, fit
+from .fit import evaluate, fit
 
 __all__ = ["BackboneRecipe", "RECIPES", "recipe", "backbone_path", "build_course_backbone", "course_backbone",
            "images_to_tensors"]

@@ -33,7 +33,7 @@ def train_rate(model_fn: Callable[[], nn.Module], batches: Sequence, device, amp
     """
     from segcourse.losses import get_loss
     from segcourse.train.amp import make_scaler, resolve_precision
-    from segcourse.train.engine import SegmentationTask, train_one_epoch
+    from segcourse.train.fit import SegmentationTask, train_one_epoch
 
     device = torch.device(device)
     precision = resolve_precision(amp, channels_last, device)

@@ -267,7 +267,7 @@ def test_lesson04_hand_written_epoch_equals_train_one_epoch_on_cpu():
     # what the engine's train_one_epoch does: the same weights and the same mean loss after one epoch
     from segcourse.train import train_one_epoch
     from segcourse.train.amp import make_scaler, resolve_precision
-    from segcourse.train.engine import SegmentationTask
+    from segcourse.train.fit import SegmentationTask
 
     images, target = tiny_data(n=24)
     device = torch.device("cpu")
