@@ -2,9 +2,9 @@
 
 Read :func:`fit` top to bottom, like the main loop of torchvision's
 ``references/segmentation/train.py``: check the options, set up (device, mixed precision, DDP,
-optimizer, learning-rate schedule, resume), then per epoch :func:`~segcourse.train.epoch.train_one_epoch`
-and the task's validation, the best value and early stopping, the checkpoints, the log and the
-printed line. Its options are one :class:`FitConfig`; what a batch is and how it is scored is the
+optimizer, learning-rate schedule, resume), then per epoch :func:`~segcourse.train.epoch.train_one_epoch`,
+the task's validation, the history record, the best value, the checkpoints, the log, the printed
+line and the reasons to stop (time budget, early stopping). Its options are one :class:`FitConfig`; what a batch is and how it is scored is the
 ``task``'s (:mod:`segcourse.train.tasks`): a segmentation network by default,
 :class:`~segcourse.train.detection.DetectionTask` for Mask R-CNN,
 :class:`~segcourse.models.mask2former.train.Mask2FormerTask` for Mask2Former.
@@ -193,7 +193,22 @@ def fit(model: nn.Module, train_loader, val_loader=None, cfg: FitConfig | None =
     epoch = run.start_epoch
     try:
         while cfg.epochs is None or epoch <= cfg.epochs:
-            record, examples, cut_short = _train_and_validate(run, cfg, epoch, deadline)
+            t0 = time.perf_counter()
+            ddp.set_epoch(run.train_loader, epoch)
+            lr = run.optimizer.param_groups[0]["lr"]
+            train_stats = train_one_epoch(run.train_model, run.train_loader, run.optimizer, task=task,
+                                          device=run.device, precision=run.precision, scaler=run.scaler,
+                                          scheduler=run.scheduler, grad_accum_steps=cfg.grad_accum_steps,
+                                          clip_grad_norm=cfg.clip_grad_norm, deadline=deadline,
+                                          progress=cfg.progress and run.main, dist_info=run.dist_info,
+                                          desc=f"epoch {epoch}" + (f"/{cfg.epochs}" if cfg.epochs else ""))
+            val_scores = {}
+            if run.val_loader is not None:
+                val_scores = task.evaluate(run.model, run.val_loader, device=run.device, precision=run.val_precision,
+                                           progress=cfg.progress and run.main, dist_info=run.dist_info,
+                                           examples=run.logger.num_images if run.logger is not None else 0)
+            examples = val_scores.pop("examples", None)  # the first (images, target, pred), for the logger
+            record = _record(run, epoch, lr, train_stats, val_scores, seconds=time.perf_counter() - t0)
             improved = _update_best(run, record)
             if run.main and cfg.checkpoint is not None:
                 _save_checkpoints(run, cfg, record, improved)
@@ -204,7 +219,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, cfg: FitConfig | None =
 
             out_of_time = deadline is not None and ddp.any_rank(time.perf_counter() > deadline, run.device,
                                                                 run.dist_info)
-            if cut_short or out_of_time:
+            if train_stats["stopped"] or out_of_time:
                 run.history.stop_reason = "max_seconds"
                 break
             if cfg.early_stopping is not None and run.bad_epochs >= cfg.early_stopping:
@@ -378,46 +393,30 @@ def _resume(run: _Run, cfg: FitConfig) -> None:
         print(f"resumed from {run.last_path} after epoch {state['epoch']}")
 
 
-def _train_and_validate(run: _Run, cfg: FitConfig, epoch: int, deadline: float | None):
-    """One epoch: :func:`train_one_epoch`, the validation pass, and the history record.
+def _record(run: _Run, epoch: int, lr: float, train_stats: dict, val_scores: dict, seconds: float) -> dict:
+    """The epoch's history record: the training losses (averaged over all processes), ``val_<score>`` for
+    each validation score, the time and the learning rate the epoch started with; appended to the history.
 
-    Returns ``(record, examples, cut_short)``: ``examples`` are the first validation
-    ``(images, target, pred)`` for the TensorBoard logger (``None`` without one, or from a task
-    that shows none), ``cut_short`` says the time budget stopped the epoch early.
+    Raises:
+        ValueError: after the first validated epoch, when ``run.monitor`` is not among the recorded keys.
     """
-    t0 = time.perf_counter()
-    device, dist_info, main = run.device, run.dist_info, run.main
-    ddp.set_epoch(run.train_loader, epoch)
-    lr_now = run.optimizer.param_groups[0]["lr"]
-    desc = f"epoch {epoch}" + (f"/{cfg.epochs}" if cfg.epochs else "")
-    train_stats = train_one_epoch(run.train_model, run.train_loader, run.optimizer, task=run.task, device=device,
-                                  precision=run.precision, scaler=run.scaler, scheduler=run.scheduler,
-                                  grad_accum_steps=cfg.grad_accum_steps, clip_grad_norm=cfg.clip_grad_norm,
-                                  deadline=deadline, progress=cfg.progress and main, desc=desc, dist_info=dist_info)
     n_seen = train_stats["images"]
     record: dict[str, Any] = {"epoch": epoch,
-                              "train_loss": _mean_over_ranks(train_stats["loss"], n_seen, device, dist_info)}
+                              "train_loss": _mean_over_ranks(train_stats["loss"], n_seen, run.device, run.dist_info)}
     for key, value in train_stats["components"].items():
-        record[f"train_{key}"] = _mean_over_ranks(value, n_seen, device, dist_info)
-    examples = None
-    if run.val_loader is not None:
-        show = run.logger.num_images if run.logger is not None else 0
-        val = run.task.evaluate(run.model, run.val_loader, device=device, precision=run.val_precision,
-                                progress=cfg.progress and main, dist_info=dist_info, examples=show)
-        examples = val.pop("examples", None)
-        order = ["loss", "miou", "dice", "fg_iou", "fg_dice", "pixel_accuracy", "mean_accuracy", "fwiou"]
-        rest = [k for k in val if k not in order and k not in ("confusion", "images")]
-        keys = [k for k in order if k in val] + rest
-        record.update({f"val_{k}": val[k] for k in keys})
-    record["seconds"] = time.perf_counter() - t0
-    record["images_per_s"] = train_stats["images_per_s"] * dist_info.world_size  # all processes together
-    record["lr"] = lr_now
+        record[f"train_{key}"] = _mean_over_ranks(value, n_seen, run.device, run.dist_info)
+    order = ["loss", "miou", "dice", "fg_iou", "fg_dice", "pixel_accuracy", "mean_accuracy", "fwiou"]
+    rest = [k for k in val_scores if k not in order and k not in ("confusion", "images")]
+    record.update({f"val_{k}": val_scores[k] for k in [k for k in order if k in val_scores] + rest})
+    record["seconds"] = seconds
+    record["images_per_s"] = train_stats["images_per_s"] * run.dist_info.world_size  # all processes together
+    record["lr"] = lr
     run.history.append(record)
     if epoch == run.start_epoch and run.val_loader is not None and run.monitor not in record:
         keys = ", ".join(k for k in record if k.startswith(("val_", "train_")))
         raise ValueError(f"monitor={run.monitor!r} is not among the recorded keys of {type(run.task).__name__}: "
                          f"{keys}")
-    return record, examples, train_stats["stopped"]
+    return record
 
 
 def _update_best(run: _Run, record: dict) -> bool:
