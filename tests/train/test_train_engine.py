@@ -710,3 +710,14 @@ def test_the_optimizer_and_scheduler_factories():
         build_scheduler("step", sgd, total_steps=10)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         build_optimizer("lion", model, lr=0.1, weight_decay=0.0)
+
+
+def test_the_three_tasks_are_tasks_and_anything_else_is_refused(loaders):
+    from segcourse.models.mask2former import Mask2FormerTask, SetCriterion
+    from segcourse.train import DetectionTask, SegmentationTask, Task
+
+    tasks = (SegmentationTask(nn.CrossEntropyLoss()), DetectionTask(), Mask2FormerTask(SetCriterion(3)))
+    assert all(isinstance(task, Task) for task in tasks)
+    assert [(t.monitor, t.mode) for t in tasks] == [("val_miou", "max"), ("val_loss", "min"), ("val_loss", "min")]
+    with pytest.raises(TypeError, match="task must provide monitor, mode, to_device"):
+        fit(tiny_net(), loaders[0], task=object(), epochs=1)
