@@ -34,7 +34,8 @@ def train_rate(model_fn: Callable[[], nn.Module], batches: Sequence, device, amp
     """
     from segcourse.losses import get_loss
     from segcourse.train.amp import make_scaler, resolve_precision
-    from segcourse.train.engine import SegmentationTask, train_one_epoch
+    from segcourse.train.epoch import train_one_epoch
+    from segcourse.train.tasks import SegmentationTask
 
     device = torch.device(device)
     precision = resolve_precision(amp, channels_last, device)

@@ -18,7 +18,11 @@
 
 Modules:
 
-* :mod:`~segcourse.train.engine` -- ``fit`` (options in a ``FitConfig``) / ``train_one_epoch`` / ``evaluate`` / ``predict``
+* :mod:`~segcourse.train.fit` -- ``fit`` and its options, ``FitConfig`` (the loop to read first)
+* :mod:`~segcourse.train.epoch` -- one pass: ``train_one_epoch`` / ``evaluate`` / ``predict``
+* :mod:`~segcourse.train.tasks` -- the ``Task`` interface and ``SegmentationTask`` (what fit runs on a batch)
+* :mod:`~segcourse.train.optim` -- the optimiser and learning-rate schedule ``fit`` builds by name
+* :mod:`~segcourse.train.progress` -- the progress bar of every loop
 * :mod:`~segcourse.train.run_log` -- TensorBoard logging for ``fit(log_dir=...)``
 * :mod:`~segcourse.train.history` -- :class:`History` and :func:`plot_history`
 * :mod:`~segcourse.train.checkpoint` -- safetensors + JSON checkpoints (never pickles)
@@ -36,23 +40,15 @@ from ..models.outputs import model_logits
 from .amp import Precision, resolve_precision
 from .checkpoint import LoadedCheckpoint, load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from .detection import DetectionTask, detection_collate
-from .engine import (
-                     FitConfig,
-                     SegmentationTask,
-                     build_optimizer,
-                     build_scheduler,
-                     evaluate,
-                     fit,
-                     fit_config,
-                     predict,
-                     summarize_confusion,
-                     train_one_epoch,
-)
+from .epoch import evaluate, predict, train_one_epoch
+from .fit import FitConfig, fit, fit_config
 from .history import History, plot_history
+from .optim import build_optimizer, build_scheduler
 from .registry import build_model, register_model
+from .tasks import SegmentationTask, Task, summarize_confusion
 
 __all__ = [
-    "DetectionTask", "FitConfig", "History", "LoadedCheckpoint", "Precision", "SegmentationTask", "build_model",
+    "DetectionTask", "FitConfig", "History", "LoadedCheckpoint", "Precision", "SegmentationTask", "Task", "build_model",
     "build_optimizer", "build_scheduler", "detection_collate", "evaluate", "fit", "fit_config", "load_checkpoint",
     "load_training_state", "logits_to_pred", "model_logits", "plot_history", "predict", "register_model",
     "resolve_precision", "save_checkpoint", "save_training_state", "summarize_confusion", "train_one_epoch",

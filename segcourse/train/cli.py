@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..constants import IGNORE_INDEX
     from ..data.catalog import get_info
     from . import distributed as ddp
-    from .engine import fit
+    from .fit import fit
     from .registry import build_model, get_builder
 
     try:

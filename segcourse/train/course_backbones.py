@@ -67,7 +67,8 @@ from ..models.backbones import Encoder, get_backbone
 from ..models.deeplab import deeplabv3plus
 from ..models.fcn import fcn
 from .checkpoint import load_checkpoint, save_checkpoint
-from .engine import evaluate, fit
+from .epoch import evaluate
+from .fit import fit
 
 __all__ = ["BackboneRecipe", "RECIPES", "recipe", "backbone_path", "build_course_backbone", "course_backbone",
            "images_to_tensors"]
@@ -200,7 +201,7 @@ def build_course_backbone(name: str, mode: str | None = None, *, force: bool = F
     loader = DataLoader(TensorDataset(x, y), batch_size=r.batch, shuffle=True)
     fit(network, loader, loss_fn=nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX), num_classes=num_classes,
         epochs=r.epochs, lr=r.lr, scheduler="poly", progress=False, verbose=False,
-        channels_last=True, device="cpu" if mode != "full" else "auto")
+        channels_last="on", device="cpu" if mode != "full" else "auto")
     val_miou = evaluate(network, DataLoader(TensorDataset(xv, yv), batch_size=128), num_classes)["miou"]
     seconds = time.perf_counter() - start
     config = {"course_backbone": asdict(r), "mode": mode, "fingerprint": fingerprint(r),

@@ -13,7 +13,7 @@ torchvision's detection models have a different contract from a segmentation net
 mixed precision, gradient accumulation and clipping, checkpoints, resume, early stopping,
 DDP and the history are shared::
 
-    history = fit(model, train_loader, val_loader, loss_fn=None, task=DetectionTask(), epochs=10)
+    history = fit(model, train_loader, val_loader, task=DetectionTask(), epochs=10)
 
 The history records ``train_loss`` (the sum) and each component (``train_loss_mask``...),
 ``val_loss`` and its components, plus whatever ``metric_fn`` returns (e.g. COCO mask AP from
@@ -27,12 +27,15 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from . import distributed as ddp
 from .amp import Precision, autocast
+from .history import monitor_mode
+from .progress import progress_bar
 
 
 def detection_collate(batch):
@@ -61,20 +64,20 @@ class _FrozenBatchNormForValidation:
 
 
 class DetectionTask:
-    """How :func:`~segcourse.train.fit` runs a batch of a torchvision-style detection model.
+    """How :func:`~segcourse.train.fit` runs a batch of a torchvision-style detection model
+    (a :class:`~segcourse.train.tasks.Task`).
 
     Args:
         metric_fn: optional ``metric_fn(model, loader, device) -> dict`` of scores computed on the
             validation loader after the validation loss (e.g. mask AP); keys get the ``val_`` prefix.
-        default_monitor: the key ``fit`` monitors when left at its default ``"val_miou"``
-            (which a detector does not report): ``"val_loss"`` unless you choose, e.g., ``"val_mask_ap"``.
+        monitor: the key ``fit`` monitors when its own ``monitor`` is unset: ``"val_loss"`` unless you
+            choose, e.g., ``"val_mask_ap"`` (its direction follows the name: ``...loss`` is minimised).
     """
 
-    default_monitor = "val_loss"
-
-    def __init__(self, metric_fn: Callable[..., dict] | None = None, default_monitor: str = "val_loss"):
+    def __init__(self, metric_fn: Callable[..., dict] | None = None, monitor: str = "val_loss"):
         self.metric_fn = metric_fn
-        self.default_monitor = default_monitor
+        self.monitor = monitor
+        self.mode: Literal["min", "max"] = monitor_mode(monitor)
 
     # -- the batch ---------------------------------------------------------------------------------
     def to_device(self, batch, device: torch.device, precision: Precision):
@@ -109,15 +112,14 @@ class DetectionTask:
 
     # -- validation --------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, model, loader, *, device, precision, progress, dist_info, desc="val") -> dict[str, Any]:
-        from tqdm.auto import tqdm
-
-        from . import distributed as ddp
-
+    def evaluate(self, model, loader, *, device, precision, progress, dist_info, examples: int = 0,
+                 desc="val") -> dict[str, Any]:
+        """The mean of each loss over ``loader`` (BatchNorm frozen), then ``metric_fn``'s scores;
+        ``examples`` is ignored (a detector's predictions are not class maps to show)."""
         sums: dict[str, torch.Tensor] = {}
         count = torch.zeros((), dtype=torch.float64, device=device)
         with _FrozenBatchNormForValidation(model):
-            for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+            for batch in progress_bar(loader, desc=desc, progress=progress):  # iterates the loader once
                 batch = self.to_device(batch, device, precision)
                 n = self.batch_size(batch)
                 with autocast(precision, device):

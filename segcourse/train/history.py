@@ -15,13 +15,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-#: keys ending like this are "lower is better"; every other monitored key is "higher is better"
+#: keys ending like this are "lower is better", and so are the parts of a loss (``val_loss_mask``);
+#: every other monitored key is "higher is better"
 _MINIMISE_SUFFIXES = ("loss", "error", "hd95", "distance")
 
 
 def monitor_mode(monitor: str) -> str:
-    """``"min"`` for losses and distances, ``"max"`` for scores (``val_miou``, ``val_dice``...)."""
-    return "min" if monitor.endswith(_MINIMISE_SUFFIXES) else "max"
+    """``"min"`` for losses, their parts and distances, ``"max"`` for scores (``val_miou``, ``val_dice``...)."""
+    return "min" if monitor.endswith(_MINIMISE_SUFFIXES) or "_loss_" in monitor else "max"
 
 
 def is_better(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:

@@ -63,7 +63,7 @@ def test_empty_images_train_through_fit(tmp_path):
     model.train()
     losses = model([empty_image, empty_image], [empty, empty])     # a batch without any object
     assert all(torch.isfinite(v.detach()) for v in losses.values()) and float(losses["loss_mask"].detach()) == 0.0
-    history = fit(model, loader, only_empty, loss_fn=None, task=DetectionTask(), epochs=1, device="cpu",
+    history = fit(model, loader, only_empty, task=DetectionTask(), epochs=1, device="cpu",
                   progress=False, verbose=False, checkpoint=tmp_path / "m.safetensors")
     rec = history.records[-1]
     assert rec["train_loss"] == rec["train_loss"] and rec["val_loss"] == rec["val_loss"]   # not NaN

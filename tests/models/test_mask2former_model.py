@@ -12,6 +12,8 @@ from segcourse.data import load_arrays
 from segcourse.metrics import panoptic_quality
 from segcourse.models.mask2former import (
     VOID,
+    Mask2FormerTask,
+    PanopticBatches,
     SetCriterion,
     mask2former,
     panoptic_inference,
@@ -19,10 +21,17 @@ from segcourse.models.mask2former import (
     predict_outputs,
     predict_panoptic,
     semantic_inference,
-    train_mask2former,
 )
+from segcourse.train import fit
 
 THINGS, STUFFS = (5, 6), (0, 1, 2, 3, 4)
+
+
+def _train(model, x, targets, *, epochs, criterion, lr=2e-3, hflip=True):
+    """Lesson 09's recipe: Mask2Former through the course's fit (AdamW, one-cycle, clipping, flips)."""
+    return fit(model, PanopticBatches(x, targets, batch_size=4, hflip=hflip), task=Mask2FormerTask(criterion),
+               epochs=epochs, lr=lr, weight_decay=0.05, scheduler="onecycle", clip_grad_norm=1.0, amp="off",
+               channels_last="off", device="cpu", progress=False, verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +76,9 @@ def test_loss_decreases_on_a_fixed_batch(street):
     crit = SetCriterion(7, num_points=128)
     with torch.no_grad():
         first = float(crit(m(x), targets)["loss"])
-    history = train_mask2former(m, x, targets, epochs=15, batch_size=4, lr=2e-3, criterion=crit, hflip=False)
-    assert history[-1]["loss"] < 0.6 * first
+    history = _train(m, x, targets, epochs=15, criterion=crit, hflip=False)
+    assert history[-1]["train_loss"] < 0.6 * first
+    assert {"train_loss_class", "train_loss_mask", "train_loss_dice"} <= set(history[-1])
     losses = crit(m(x), targets)
     assert {"loss_class", "loss_mask", "loss_dice", "loss_class_aux0", "loss_dice_aux2"} <= set(losses)
 
@@ -129,7 +139,7 @@ def test_pq_of_model_outputs_equals_torchmetrics(street):
     x, targets, d = street
     torch.manual_seed(0)
     m = mask2former(num_queries=12, num_layers=3)
-    train_mask2former(m, x, targets, epochs=6, batch_size=4, lr=2e-3, criterion=SetCriterion(7, num_points=128))
+    _train(m, x, targets, epochs=6, criterion=SetCriterion(7, num_points=128))
     out = predict_outputs(m, x)
     for thr in (0.3, 0.6):
         pan = predict_panoptic(out, THINGS, (64, 64), score_threshold=thr)
@@ -142,3 +152,21 @@ def test_pq_of_model_outputs_equals_torchmetrics(street):
         np.testing.assert_allclose([ours["pq"], ours["sq"], ours["rq"]], want.numpy().ravel(), atol=1e-6)
     with pytest.raises(ValueError, match="neither things"):
         panoptic_quality(pan, d["panoptic"], THINGS, STUFFS)
+
+
+def test_mask2former_validates_through_fit_and_its_batches_repeat(street):
+    x, targets, _ = street
+    torch.manual_seed(0)
+    m = mask2former(num_queries=12, num_layers=3)
+    val = PanopticBatches(x, targets, batch_size=4, shuffle=False, hflip=False)
+    history = fit(m, PanopticBatches(x, targets, batch_size=3), val, task=Mask2FormerTask(SetCriterion(7, num_points=64)),
+                  epochs=1, device="cpu", progress=False, verbose=False)
+    assert history.monitor == "val_loss" and history.mode == "min" and history[-1]["val_loss"] > 0
+    assert {"val_loss_class", "val_loss_mask", "val_loss_dice"} <= set(history[-1])
+    assert len(PanopticBatches(x, targets, batch_size=3)) == 2
+    first = [(b[0].clone(), [t["masks"].clone() for t in b[1]]) for b in PanopticBatches(x, targets, batch_size=3, seed=4)]
+    again = list(PanopticBatches(x, targets, batch_size=3, seed=4))
+    for (xa, ma), (xb, tb) in zip(first, again):
+        assert torch.equal(xa, xb) and all(torch.equal(a, t["masks"]) for a, t in zip(ma, tb))
+    with pytest.raises(ValueError, match="4 images but 3 targets"):
+        PanopticBatches(x, targets[:3])

@@ -170,28 +170,45 @@ def test_fit_saves_the_best_epoch(tmp_path, loaders, ce):
     assert last_path(ckpt).exists() and last_path(ckpt).name == "best.last.safetensors"
 
 
-def _run(tmp_path, epochs, resume=False, ckpt_name="c.safetensors"):
+class _CrashesInEpoch:
+    """A loader whose ``crash_in``-th pass stops the run (as a killed process would), before any batch."""
+
+    def __init__(self, loader, crash_in: int):
+        self.loader, self.crash_in, self.passes = loader, crash_in, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.passes += 1
+        if self.passes == self.crash_in:
+            raise KeyboardInterrupt
+        return iter(self.loader)
+
+
+def _run(tmp_path, epochs, resume=False, ckpt_name="c.safetensors", crash_in=None):
     images, target = tiny_data()
     loader = DataLoader(TensorDataset(images, target), batch_size=4, shuffle=True)
     val = DataLoader(TensorDataset(images[:8], target[:8]), batch_size=8)
     if not resume:
         seed_everything(1)
     model = tiny_net()
-    history = fit(model, loader, val, loss_fn=nn.CrossEntropyLoss(), epochs=epochs, optimizer="adamw",
-                  scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5),
+    history = fit(model, loader if crash_in is None else _CrashesInEpoch(loader, crash_in), val,
+                  loss_fn=nn.CrossEntropyLoss(), epochs=epochs, optimizer="adamw", scheduler="poly",
                   checkpoint=tmp_path / ckpt_name, resume=resume, progress=False, verbose=False)
     return model, history
 
 
 def test_resume_continues_exactly_where_training_stopped(tmp_path):
     straight, h_straight = _run(tmp_path / "a", epochs=3)
-    _run(tmp_path / "b", epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path / "b", epochs=3, crash_in=3)  # killed at the start of epoch 3
     seed_everything(123)  # a different global state: the resume must restore the saved RNG
     resumed, h_resumed = _run(tmp_path / "b", epochs=3, resume=True)
     assert [r["epoch"] for r in h_resumed.records] == [1, 2, 3]
     assert h_resumed["train_loss"] == pytest.approx(h_straight["train_loss"], rel=1e-6)
-    assert h_resumed["lr"] == pytest.approx([1e-3, 5e-4, 2.5e-4])  # StepLR state carried over
-    assert h_straight["lr"] == pytest.approx([1e-3, 5e-4, 2.5e-4])
+    assert h_resumed["lr"] == pytest.approx(h_straight["lr"])  # the poly schedule's state carried over
+    assert h_straight["lr"][0] == pytest.approx(1e-3) and h_straight["lr"][2] < h_straight["lr"][1] < 1e-3
     for key, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=1e-6, atol=1e-7)
 

@@ -118,3 +118,44 @@ def test_detection_task_explains_a_wrong_loader():
         task.to_device(torch.zeros(3), torch.device("cpu"), None)
     with pytest.raises(TypeError, match="'boxes'"):
         task.to_device(([torch.zeros(3, 4, 4)], [torch.zeros(4)]), torch.device("cpu"), None)
+
+
+def test_an_explicit_monitor_is_honoured_or_refused(loaders):
+    # issue 24: an explicit monitor="val_miou" was silently replaced by the detector's val_loss; now a key
+    # the task records is used as given, and one it never records stops the run after its first epoch
+    train, val = loaders
+    seed_everything(0)
+    with pytest.raises(ValueError, match=r"monitor='val_miou' is not among the recorded keys of DetectionTask.*"
+                                         r"val_loss_mask"):
+        fit(tiny_mask_rcnn(), train, val, task=DetectionTask(), monitor="val_miou", epochs=1, progress=False,
+            verbose=False)
+    history = fit(tiny_mask_rcnn(), train, val, task=DetectionTask(), monitor="val_loss_mask", epochs=1,
+                  progress=False, verbose=False)
+    assert history.monitor == "val_loss_mask" and history.mode == "min"
+    history = fit(tiny_mask_rcnn(), train, val, task=DetectionTask(), epochs=1, progress=False, verbose=False)
+    assert history.monitor == "val_loss"  # unset: the task's own
+
+
+def test_detection_validation_iterates_the_loader_once(loaders):
+    # tqdm(loader) calls iter() in its constructor and the for loop again: a DataLoader then starts twice
+    _, val = loaders
+    passes = []
+
+    class Counting:
+        def __len__(self):
+            return len(val)
+
+        def __iter__(self):
+            passes.append(1)
+            return iter(val)
+
+    task = DetectionTask()
+    task.evaluate(tiny_mask_rcnn(), Counting(), device=torch.device("cpu"), precision=Precision(),
+                  progress=True, dist_info=DistInfo())
+    assert len(passes) == 1
+
+
+def test_detection_task_takes_no_segmentation_options(loaders):
+    train, val = loaders
+    with pytest.raises(TypeError, match="loss_fn belong to the default segmentation task"):
+        fit(tiny_mask_rcnn(), train, val, task=DetectionTask(), loss_fn=nn.CrossEntropyLoss(), epochs=1)

@@ -267,7 +267,7 @@ def test_lesson04_hand_written_epoch_equals_train_one_epoch_on_cpu():
     # what the engine's train_one_epoch does: the same weights and the same mean loss after one epoch
     from segcourse.train import train_one_epoch
     from segcourse.train.amp import make_scaler, resolve_precision
-    from segcourse.train.engine import SegmentationTask
+    from segcourse.train.tasks import SegmentationTask
 
     images, target = tiny_data(n=24)
     device = torch.device("cpu")
@@ -309,6 +309,21 @@ def test_lesson04_notebook_still_has_the_tested_loop():
         assert line in loop and line in body, line
 
 
+def _sgd_epochs(model, loader, lr, epochs=1, amp="off", channels_last=False, **options):
+    """``epochs`` passes of :func:`train_one_epoch` with plain SGD (no momentum): each step is -lr x gradient."""
+    from segcourse.train import train_one_epoch
+    from segcourse.train.amp import make_scaler, resolve_precision
+    from segcourse.train.tasks import SegmentationTask
+
+    device = torch.device("cpu")
+    precision = resolve_precision(amp, channels_last, device)
+    model.to(memory_format=torch.channels_last if precision.channels_last else torch.contiguous_format)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    task = SegmentationTask(nn.CrossEntropyLoss())
+    return [train_one_epoch(model, loader, opt, task=task, device=device, precision=precision,
+                            scaler=make_scaler(precision, device), progress=False, **options) for _ in range(epochs)]
+
+
 def test_gradient_accumulation_equals_a_larger_batch():
     images, target = tiny_data(n=16)
     runs = []
@@ -316,9 +331,7 @@ def test_gradient_accumulation_equals_a_larger_batch():
         torch.manual_seed(0)
         model = tiny_net()
         loader = DataLoader(TensorDataset(images, target), batch_size=batch_size)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        fit(model, loader, loss_fn=nn.CrossEntropyLoss(), epochs=2, optimizer=opt, grad_accum_steps=accum,
-            progress=False, verbose=False)
+        _sgd_epochs(model, loader, lr=0.1, epochs=2, grad_accum_steps=accum)
         runs.append(model)
     for key, value in runs[0].state_dict().items():
         torch.testing.assert_close(value, runs[1].state_dict()[key], rtol=1e-5, atol=1e-6)
@@ -330,9 +343,7 @@ def test_gradient_clipping_bounds_the_step():
     model = tiny_net()
     before = _weights(model)
     loader = DataLoader(TensorDataset(images, target), batch_size=8)
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    fit(model, loader, loss_fn=nn.CrossEntropyLoss(), epochs=1, optimizer=opt, clip_grad_norm=1e-3,
-        progress=False, verbose=False)
+    _sgd_epochs(model, loader, lr=1.0, clip_grad_norm=1e-3)
     # one SGD step: ||delta theta|| = lr * ||clipped gradient|| <= 1.0 * 1e-3
     delta = torch.cat([(v - before[k]).flatten() for k, v in model.state_dict().items()])
     assert 0 < delta.norm().item() <= 1e-3 + 1e-7
@@ -347,13 +358,25 @@ def test_poly_schedule_decays_to_zero(loaders, ce):
     assert history["lr"] == pytest.approx([0.1, 0.1 * 0.5 ** 0.9])
 
 
-def test_epoch_scheduler_instance_is_stepped_per_epoch(loaders, ce):
+def test_onecycle_schedule_warms_up_then_anneals(loaders, ce):
+    train, _ = loaders
+    history = fit(tiny_net(), train, loss_fn=ce, epochs=3, lr=0.1, scheduler="onecycle", progress=False,
+                  verbose=False)
+    # 4 steps per epoch, 12 in all: epoch 2 starts at step 4, past the 10 % warm-up, on the way down
+    assert history["lr"][0] == pytest.approx(0.1 / 25)            # OneCycleLR starts at max_lr / 25
+    assert 0.1 / 25 < history["lr"][2] < history["lr"][1] <= 0.1
+
+
+def test_scheduler_and_optimizer_are_names_with_one_meaning(loaders, ce):
+    # a string scheduler used to step per iteration and an instance per epoch; now every schedule is a name,
+    # stepped after every optimizer step, and an instance (scheduler or optimizer) is refused with a pointer
     train, _ = loaders
     model = tiny_net()
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-    history = fit(model, train, loss_fn=ce, epochs=3, optimizer=opt, scheduler=sched, progress=False, verbose=False)
-    assert history["lr"] == pytest.approx([1.0, 0.5, 0.25])
+    with pytest.raises(ValueError, match="scheduler must be None or one of 'poly', 'cosine', 'onecycle'.*StepLR"):
+        fit(model, train, loss_fn=ce, epochs=1, scheduler=torch.optim.lr_scheduler.StepLR(opt, 1), progress=False)
+    with pytest.raises(ValueError, match="optimizer must be one of 'adamw', 'adam', 'sgd'.*a SGD.*train_one_epoch"):
+        fit(model, train, loss_fn=ce, epochs=1, optimizer=opt, progress=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,17 +451,15 @@ def test_cpu_bf16_and_channels_last_train_like_float32(loaders, ce):
     # than any tolerance on the weights themselves, so that check passed even if bf16 training did nothing.
     # Plain SGD, so each step is -lr x gradient and the change measures the bf16 gradients themselves
     # (Adam's first steps are about lr x sign(gradient), blind to their size).
-    train, val = loaders
+    train, _ = loaders
     deltas, losses = [], []
     for amp, cl in (("off", False), ("bf16", True)):
         seed_everything(0)
         model = tiny_net()
         before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
-        opt = torch.optim.SGD(model.parameters(), lr=0.5)
-        history = fit(model, train, val, loss_fn=ce, epochs=1, optimizer=opt, amp=amp, channels_last=cl,
-                      progress=False, verbose=False)
+        stats = _sgd_epochs(model, train, lr=0.5, amp=amp, channels_last=cl)
         deltas.append(torch.cat([p.detach().flatten() for p in model.parameters()]) - before)
-        losses.append(history[-1]["train_loss"])
+        losses.append(stats[-1]["loss"])
     fp32, bf16 = deltas
     assert fp32.norm() > 0.1                                    # the steps are large enough to compare
     assert not torch.equal(bf16, fp32)                          # autocast really ran the bf16 kernels
@@ -488,6 +509,37 @@ def test_fit_rejects_bad_arguments(loaders, ce, kwargs, error, match):
     train, val = loaders
     with pytest.raises(error, match=match):
         fit(tiny_net(), train, val, loss_fn=ce, progress=False, verbose=False, **kwargs)
+
+
+def test_fit_ignore_index_reaches_the_loss_or_is_refused(loaders):
+    # issue 24: fit(ignore_index=0) only reached the metrics, so a loss built without it trained on the
+    # class-0 pixels the scores skipped. Now the loss and the metrics skip one value, or fit refuses.
+    import segcourse.losses as L
+
+    train, val = loaders
+    quiet = {"epochs": 1, "progress": False, "verbose": False}
+    with pytest.raises(ValueError, match="ignore_index=0 but loss_fn skips target value -100"):
+        fit(tiny_net(), train, val, loss_fn=nn.CrossEntropyLoss(), ignore_index=0, **quiet)
+    with pytest.raises(ValueError, match="ignore_index=0 but loss_fn skips target value 255"):
+        fit(tiny_net(), train, val, loss_fn=L.CEDiceLoss(), ignore_index=0, **quiet)
+    with pytest.raises(ValueError, match="does not say which target value it skips"):
+        fit(tiny_net(), train, val, loss_fn=lambda logits, target: nn.functional.cross_entropy(logits, target),
+            ignore_index=0, **quiet)
+    # agreeing, or left unset (then the loss's own value): the metrics skip what the loss skips
+    for options in ({"ignore_index": 0}, {}):
+        history = fit(tiny_net(), train, val, loss_fn=nn.CrossEntropyLoss(ignore_index=0), **options, **quiet)
+        assert math.isnan(history[-1]["val_recall_per_class"][0])  # no class-0 truth pixel was counted
+        assert not math.isnan(history[-1]["val_recall_per_class"][1])
+    history = fit(tiny_net(), train, val, loss_fn=L.CEDiceLoss(), ignore_index=IGNORE_INDEX, **quiet)
+    assert not math.isnan(history[-1]["val_recall_per_class"][0])
+
+
+def test_an_explicit_monitor_is_honoured(loaders, ce):
+    train, val = loaders
+    history = fit(tiny_net(), train, val, loss_fn=ce, monitor="val_fg_dice", epochs=1, progress=False, verbose=False)
+    assert history.monitor == "val_fg_dice" and history.mode == "max"
+    history = fit(tiny_net(), train, val, loss_fn=ce, epochs=1, progress=False, verbose=False)
+    assert history.monitor == "val_miou" and history.mode == "max"  # unset: the segmentation task's
 
 
 def test_fit_needs_a_loss(loaders):
@@ -645,15 +697,27 @@ def test_the_optimizer_and_scheduler_factories():
     model = tiny_net()
     sgd = build_optimizer("sgd", model, lr=0.1, weight_decay=0.0)
     assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
-    assert isinstance(build_optimizer(None, model, lr=0.1, weight_decay=0.0), torch.optim.AdamW)
-    poly, per_step = build_scheduler("poly", sgd, epochs=2, steps_per_epoch=5)
-    assert per_step
+    assert isinstance(build_optimizer("adamw", model, lr=0.1, weight_decay=0.0), torch.optim.AdamW)
+    poly = build_scheduler("poly", sgd, total_steps=10)
     lrs = []
     for _ in range(10):
         lrs.append(sgd.param_groups[0]["lr"])
         sgd.step()
         poly.step()
     assert lrs == pytest.approx([0.1 * (1 - t / 10) ** 0.9 for t in range(10)])  # DeepLab's poly over 10 steps
-    assert build_scheduler(None, sgd, epochs=2, steps_per_epoch=5) == (None, False)
-    with pytest.raises(ValueError, match="needs epochs"):
-        build_scheduler("cosine", sgd, epochs=None, steps_per_epoch=5)
+    assert build_scheduler(None, sgd, total_steps=10) is None
+    with pytest.raises(ValueError, match="scheduler must be None or one of"):
+        build_scheduler("step", sgd, total_steps=10)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        build_optimizer("lion", model, lr=0.1, weight_decay=0.0)
+
+
+def test_the_three_tasks_are_tasks_and_anything_else_is_refused(loaders):
+    from segcourse.models.mask2former import Mask2FormerTask, SetCriterion
+    from segcourse.train import DetectionTask, SegmentationTask, Task
+
+    tasks = (SegmentationTask(nn.CrossEntropyLoss()), DetectionTask(), Mask2FormerTask(SetCriterion(3)))
+    assert all(isinstance(task, Task) for task in tasks)
+    assert [(t.monitor, t.mode) for t in tasks] == [("val_miou", "max"), ("val_loss", "min"), ("val_loss", "min")]
+    with pytest.raises(TypeError, match="task must provide monitor, mode, to_device"):
+        fit(tiny_net(), loaders[0], task=object(), epochs=1)

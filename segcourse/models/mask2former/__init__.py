@@ -11,7 +11,8 @@ map (``einsum("qc,qhw->chw")``) or a panoptic one (score and overlap thresholds)
 * :mod:`.matcher` -- the matching cost and ``scipy.optimize.linear_sum_assignment``;
 * :mod:`.criterion` -- the set loss with auxiliary losses on every decoder layer;
 * :mod:`.inference` -- semantic and panoptic inference;
-* :mod:`.train` -- targets from panoptic maps, a short training loop, batched prediction.
+* :mod:`.train` -- targets from panoptic maps, the task and batches that train it with ``segcourse.train.fit``,
+  batched prediction.
 
 The cost and loss pieces equal Hugging Face ``transformers``' Mask2Former functions (tested).
 
@@ -35,7 +36,14 @@ from .losses import (
 )
 from .matcher import hungarian, match, matching_cost
 from .model import FPNPixelDecoder, Mask2Former, Mask2FormerConfig, TransformerDecoderLayer, mask2former
-from .train import panoptic_targets, predict_outputs, predict_panoptic, predict_semantic, train_mask2former
+from .train import (
+                    Mask2FormerTask,
+                    PanopticBatches,
+                    panoptic_targets,
+                    predict_outputs,
+                    predict_panoptic,
+                    predict_semantic,
+)
 
 __all__ = [
     "Mask2Former", "Mask2FormerConfig", "mask2former", "FPNPixelDecoder", "TransformerDecoderLayer",
@@ -43,5 +51,5 @@ __all__ = [
     "SetCriterion", "mask_losses", "match", "matching_cost", "hungarian",
     "sample_points", "pairwise_sigmoid_ce", "pairwise_dice", "sigmoid_ce_loss", "matched_dice_loss", "uncertain_points",
     "semantic_inference", "panoptic_inference", "VOID",
-    "panoptic_targets", "train_mask2former", "predict_outputs", "predict_panoptic", "predict_semantic",
+    "panoptic_targets", "PanopticBatches", "Mask2FormerTask", "predict_outputs", "predict_panoptic", "predict_semantic",
 ]
