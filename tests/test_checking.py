@@ -10,9 +10,9 @@ def test_a_check_result_is_truthy_when_passed():
 
 
 def test_the_three_kinds_of_check_report_the_same_type(tmp_path):
-    from segcourse.teaching import doctor
     from segcourse.capstone import checks as capstone
     from segcourse.exercises import check
+    from segcourse.teaching import doctor
 
     exercise = check("0.1", None)                                 # not attempted
     assert isinstance(exercise, CheckResult) and not exercise and exercise.name == exercise.id == "0.1"

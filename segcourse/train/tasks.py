@@ -76,21 +76,11 @@ class Task(Protocol):
 def loss_ignore_index(loss_fn: Callable | None) -> int | None:
     """The target value ``loss_fn`` skips, where it says (``None`` where it does not).
 
-    ``torch.nn.CrossEntropyLoss`` and ``NLLLoss`` keep it as ``loss_fn.ignore_index``; the course's
-    loss modules (:mod:`segcourse.losses`) as the ``ignore_index`` keyword of the function they wrap.
+    ``torch.nn.CrossEntropyLoss`` and ``NLLLoss`` and the course's loss modules (:mod:`segcourse.losses`)
+    keep it as ``loss_fn.ignore_index``.
     """
     value = getattr(loss_fn, "ignore_index", None)
-    if isinstance(value, int):
-        return value
-    options, fn = getattr(loss_fn, "_options", None), getattr(type(loss_fn), "fn", None)
-    if isinstance(options, dict) and fn is not None:
-        import inspect
-
-        parameter = inspect.signature(fn).parameters.get("ignore_index")
-        if parameter is not None:
-            value = options.get("ignore_index", parameter.default)
-            return value if isinstance(value, int) else None
-    return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def resolve_ignore_index(loss_fn: Callable | None, ignore_index: int | None) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _train_helpers import tiny_data
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+from ._train_helpers import tiny_data
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Worker of ``test_train_distributed.py``: launched twice by ``torchrun`` (gloo, CPU).
+"""Worker of ``test_distributed.py``: launched twice by ``torchrun`` (gloo, CPU).
 
 Each rank seeds differently (so the initial weights differ until DDP broadcasts rank 0's),
 trains a tiny model through the unchanged ``fit`` for two epochs and writes its final

@@ -19,10 +19,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..metrics import confusion_matrix, scores_from_confusion
-from ..metrics.boundary import boundary_band
-from .boundary import boundary_loss
-from .modules import (
+from ..losses.boundary import boundary_loss
+from ..losses.modules import (
     CEDiceLoss,
     CrossEntropyLoss,
     DiceLoss,
@@ -31,7 +29,9 @@ from .modules import (
     OHEMCrossEntropyLoss,
     TverskyLoss,
 )
-from .overlap import ce_dice_loss
+from ..losses.overlap import ce_dice_loss
+from ..metrics import confusion_matrix, scores_from_confusion
+from ..metrics.boundary import boundary_band
 
 #: Weight of the boundary term added to CE + Dice (Kervadec et al. add it to a regional loss with a small weight).
 BOUNDARY_WEIGHT = 0.05
@@ -91,7 +91,7 @@ def train_steps(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tenso
     Raises:
         ValueError: ``steps`` or ``batch_size`` below 1, or images and masks of different lengths.
     """
-    from ..train import fit
+    from .fit import fit
 
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")

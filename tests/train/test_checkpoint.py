@@ -7,13 +7,14 @@ import pickle
 
 import pytest
 import torch
-from _train_helpers import tiny_data, tiny_net
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from segcourse import seed_everything
 from segcourse.train import evaluate, fit, load_checkpoint, register_model, save_checkpoint
 from segcourse.train.checkpoint import last_path, load_training_state, read_file, save_training_state
+
+from ._train_helpers import tiny_data, tiny_net
 
 
 def test_save_and_load_round_trip_with_config(tmp_path):

@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 import torchmetrics  # a pinned test dependency: a broken install must fail, not skip
-from _train_helpers import FixedPrediction, tiny_data, tiny_net
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from segcourse import IGNORE_INDEX, seed_everything
 from segcourse.train import History, evaluate, fit, plot_history, predict
+
+from ._train_helpers import FixedPrediction, tiny_data, tiny_net
 
 
 def _weights(model):

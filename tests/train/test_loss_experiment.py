@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from segcourse.losses import CrossEntropyLoss, boundary_loss, ce_dice_loss
-from segcourse.losses.experiment import (
+from segcourse.models.unet import unet
+from segcourse.train.loss_experiment import (
     BOUNDARY_WEIGHT,
     building_scores,
     ce_dice_boundary,
@@ -17,7 +18,6 @@ from segcourse.losses.experiment import (
     margin_gradient,
     train_steps,
 )
-from segcourse.models.unet import unet
 
 
 def _data(n=12, size=16, seed=0):
