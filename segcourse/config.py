@@ -1,6 +1,6 @@
 """Run mode, device selection and seeding.
 
-The course runs in one of three modes (see ``COURSE.md``):
+The course runs in one of three modes (see ``docs/design.md``):
 
 * ``smoke`` -- CI and ``make test``: tiny data, a handful of iterations, seconds per notebook;
 * ``quick`` -- a learner's laptop CPU: about two minutes per lesson, real quality;

@@ -61,7 +61,7 @@ __all__ = [
 
 #: Difficulty levels, in the order a lesson's exercises go.
 LEVELS: tuple[str, ...] = ("warm-up", "core", "stretch")
-#: Kinds of exercise (COURSE.md): write the code; predict a result, then run it; break working code and explain.
+#: Kinds of exercise (CONTRIBUTING.md, "Exercises"): write the code; predict a result, then run it; break working code and explain.
 KINDS: tuple[str, ...] = ("implement", "predict", "break-it")
 ID_PATTERN = re.compile(r"^(0|[1-9]\d*)\.([1-9]\d*)$")
 
