@@ -254,3 +254,16 @@ def test_offline_install_from_the_wheelhouse():
     out_dir = ROOT / "build"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "wheelhouse-test.json").write_text(json.dumps({**times, **sizes, "wheelhouse": str(dest)}, indent=1))
+
+
+def test_the_offline_installer_runs_on_a_bare_python(tmp_path):
+    """`make wheelhouse` / `make install-offline` run it before any venv exists: no NumPy, torch or Pillow."""
+    import subprocess
+    import sys
+
+    blocker = ("import sys, runpy; sys.modules.update(numpy=None, torch=None, PIL=None); "
+               f"sys.argv = ['coursetools', 'wheelhouse', 'check', '--dest', {str(tmp_path / 'none')!r}]; "
+               "runpy.run_module('coursetools', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", blocker], cwd=checkout.root(), capture_output=True, text=True)
+    assert "no such folder" in result.stdout + result.stderr, result.stderr[-2000:]
+    assert "ModuleNotFoundError" not in result.stderr and "ImportError" not in result.stderr
