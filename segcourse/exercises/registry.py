@@ -55,7 +55,7 @@ from ..checking import CheckFailed, CheckResult
 
 __all__ = [
     "KINDS", "LEVELS", "CheckFailed", "Exercise", "ExerciseResult", "all_exercises", "case", "check",
-    "exercise", "expect_callable", "expect_close", "expect_equal", "expect_tensor", "get", "learner_stub", "load_all",
+    "exercise", "expect_callable", "expect_close", "expect_equal", "expect_tensor", "get", "load_all",
     "run_check", "verify_exercise",
 ]
 
@@ -432,13 +432,6 @@ def expect_close(got: Any, want: Any, what: str = "result", *, atol: float = 1e-
 # ----------------------------------------------------------------------------------------------
 # For the test suite.
 # ----------------------------------------------------------------------------------------------
-
-def learner_stub(*args: Any, **kwargs: Any) -> Any:
-    """A function not written yet, as a learner notebook's exercise cell starts (see
-    :mod:`coursetools.learner`): it raises ``NotImplementedError``, which a check reports as
-    "not attempted". The ``stub`` to give :func:`verify_exercise` for a function exercise."""
-    raise NotImplementedError("Exercise: not written yet")
-
 
 def verify_exercise(id: str, *, stub: Any, wrong: list, solution: Any) -> None:
     """Assert that exercise ``id``'s check says "not attempted" on ``stub``, "failed" on every

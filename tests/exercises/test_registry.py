@@ -196,7 +196,7 @@ def test_every_lesson_meta_test_has_the_one_style():
         assert "verify_against_notebook(exercise_id, WRONG[exercise_id])" in source, path.name
         names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
         names |= {a.asname or a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom) for a in n.names}
-        assert not names & {"verify_exercise", "learner_stub", "CASES"}, (path.name, names & {"verify_exercise", "learner_stub", "CASES"})
+        assert not names & {"verify_exercise", "CASES"}, (path.name, names & {"verify_exercise", "CASES"})
 
 
 def test_every_exercise_has_a_meta_test():
