@@ -224,7 +224,7 @@ def test_offline_install_from_the_wheelhouse():
         _run([python, "-m", "pip", "check"], env=env, what="pip check in the offline venv")
         got = _run([python, "-c", "import segcourse, torch; print(segcourse.__file__, torch.__version__)"],
                    env=env, cwd=tmp).split()
-        locked = wh.parse_pins((ROOT / "requirements" / "lock.txt").read_text().splitlines())["torch"]
+        locked = parse_pins((ROOT / "requirements" / "lock.txt").read_text().splitlines())["torch"]
         assert got[0] == str(ROOT / "segcourse" / "__init__.py") and got[1].split("+")[0] == locked, (got, locked)
         # the doctor: every required check passes and the kernel is the venv's
         checks = json.loads(_run([python, "-m", "segcourse", "doctor", "--json"], env=env, cwd=tmp, what="doctor"))
