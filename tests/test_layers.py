@@ -16,7 +16,7 @@ PACKAGE = ROOT / "segcourse"
 #: bottom to top; a part of ``segcourse`` may import its own layer and the ones below it. "" is the
 #: package's ``__init__``/``__main__``, which re-export ``config`` and dispatch the commands.
 LAYERS: list[set[str]] = [
-    {"constants", "files", "_checks", "pins", "checking"},
+    {"constants", "files", "_checks", "pins", "checking", "_commands"},
     {"config", ""},
     {"data", "metrics", "models", "classical", "plotting"},
     {"losses", "detection", "inference"},
@@ -56,9 +56,10 @@ def _imports(path: Path, *, top_level_only: bool = False) -> list[tuple[int, str
 
 
 def _part(module: str) -> str:
-    """``segcourse.train.fit`` -> ``train``; ``segcourse.config`` -> ``config``; ``segcourse`` -> ``""``."""
+    """``segcourse.train.fit`` -> ``train``; ``segcourse.config`` -> ``config``; ``segcourse`` and
+    ``segcourse.__main__`` -> ``""``."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
+    return parts[1] if len(parts) > 1 and parts[1] != "__main__" else ""
 
 
 FILES = sorted(PACKAGE.rglob("*.py"))
