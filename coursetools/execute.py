@@ -17,6 +17,7 @@ from pathlib import Path
 
 from segcourse.config import MODES
 from segcourse.constants import MODE_ENV, REPORT_ENV
+from segcourse.files import atomic_path
 
 #: The kernel the course's notebooks declare (installed by ``make`` into the virtual environment).
 KERNEL_NAME = "segcourse"
@@ -91,11 +92,8 @@ def execute_notebook(path: str | os.PathLike, *, mode: str | None = None, report
     seconds = time.perf_counter() - start
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     if write_to is not None and error is None:
-        target = Path(write_to)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        nbformat.write(nb, tmp)
-        tmp.replace(target)
+        with atomic_path(write_to) as tmp:
+            nbformat.write(nb, tmp)
     return Execution(path=path, seconds=seconds, ok=error is None, error=error, notebook=nb)
 
 

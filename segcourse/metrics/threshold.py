@@ -22,10 +22,6 @@ from .._checks import as_binary_mask
 __all__ = ["best_threshold", "binary_scores", "threshold_sweep"]
 
 
-def _mask(x: Any, name: str = "mask") -> np.ndarray:
-    return as_binary_mask(x, name, ndim=None)  # the package's one mask policy: bool, or numbers all 0/1
-
-
 def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else math.nan
 
@@ -41,7 +37,7 @@ def binary_scores(pred: Any, target: Any) -> dict[str, float]:
         ``iou = TP/(TP+FP+FN)``, ``dice = 2TP/(2TP+FP+FN)``, ``pixel_accuracy``; NaN where the
         denominator is 0 (e.g. precision when nothing is predicted).
     """
-    p, t = _mask(pred, "pred"), _mask(target, "target")
+    p, t = as_binary_mask(pred, "pred", ndim=None), as_binary_mask(target, "target", ndim=None)
     if p.shape != t.shape:
         raise ValueError(f"pred and target must have the same shape, got {p.shape} and {t.shape}")
     tp = int(np.count_nonzero(p & t))
@@ -68,7 +64,7 @@ def threshold_sweep(probs: Any, target: Any, thresholds: Sequence[float] | None 
         (NaN precision where nothing is predicted).
     """
     p = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs)
-    t = _mask(target, "target")
+    t = as_binary_mask(target, "target", ndim=None)
     if p.shape != t.shape:
         raise ValueError(f"probs and target must have the same shape, got {p.shape} and {t.shape}")
     if not np.issubdtype(p.dtype, np.floating):
