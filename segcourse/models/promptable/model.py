@@ -1,0 +1,133 @@
+"""A tiny Segment-Anything-style model: an image encoder run once, a prompt encoder and a light mask decoder.
+
+``PromptableSegmenter`` = :class:`ImageEncoder` (a small dilated CNN, stride 4, ending like SAM's neck in a
+1x1 convolution and a :class:`LayerNorm2d`) + SAM's :class:`PromptEncoder` + SAM's :class:`MaskDecoder`
+over a :class:`TwoWayTransformer`. :meth:`PromptableSegmenter.embed` is the expensive part, run once per
+image; :meth:`PromptableSegmenter.decode` is run once per click on the cached embedding -- the split that
+makes SAM interactive in a browser.
+
+What differs from SAM (ViT-H image encoder of 632 M parameters at 1024 px, ``D = 256``, stride 16) and why:
+
+* the image encoder is a CNN of about 0.1 M parameters at stride 4 (so at 64 px the grid is 16 x 16, and
+  the decoder's 4x upscaling returns masks at full resolution): it trains from scratch on a CPU in
+  minutes, where a ViT needs large data and MAE pre-training;
+* ``D = 64``, two two-way blocks (SAM: 256, two), an MLP of 256 (SAM: 2048);
+* no mask prompt: the previous mask is not fed back (SAM does, and trains on 11 rounds of clicks per
+  sample); the clicks alone carry the correction;
+* images are given in ``[0, 1]``, normalised inside with the ImageNet mean and std, at any size divisible
+  by 4 (SAM resizes and pads to 1024 x 1024).
+
+Reference: Kirillov et al., "Segment Anything", ICCV 2023, https://arxiv.org/abs/2304.02643.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .mask_decoder import LayerNorm2d, MaskDecoder
+from .prompt_encoder import PromptEncoder
+from .transformer import TwoWayTransformer
+
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+STRIDE = 4
+
+
+@dataclass(frozen=True)
+class PromptableConfig:
+    """Sizes of :class:`PromptableSegmenter`; the defaults are the course's 0.3 M-parameter model."""
+
+    embed_dim: int = 64            # D, the token width
+    encoder_width: int = 48        # channels inside the image encoder
+    encoder_dilations: tuple[int, ...] = (1, 2, 4, 8, 1)
+    depth: int = 2                 # two-way blocks
+    num_heads: int = 4
+    mlp_dim: int = 256
+    num_multimask_outputs: int = 3
+    iou_head_hidden_dim: int = 64
+    pe_seed: int = 0               # the random Fourier frequencies
+
+
+class _Residual(nn.Module):
+    def __init__(self, width: int, dilation: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation, bias=False)
+        self.norm = nn.BatchNorm2d(width)
+
+    def forward(self, x):
+        return torch.relu(x + self.norm(self.conv(x)))
+
+
+class ImageEncoder(nn.Module):
+    """Image float ``(B, 3, H, W)`` in ``[0, 1]`` (``H, W`` divisible by 4) -> embedding float ``(B, D, H/4, W/4)``.
+
+    Two stride-2 convolutions, residual 3x3 convolutions with growing dilation (a receptive field that
+    covers a whole cell at 64 px), then SAM's neck: a 1x1 convolution to ``D`` and a channel LayerNorm.
+    """
+
+    def __init__(self, embed_dim: int = 64, width: int = 48, dilations: tuple[int, ...] = (1, 2, 4, 8, 1)) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(),
+            nn.Conv2d(width // 2, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.blocks = nn.Sequential(*[_Residual(width, d) for d in dilations])
+        self.neck = nn.Sequential(nn.Conv2d(width, embed_dim, 1), LayerNorm2d(embed_dim))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[-1] % STRIDE or images.shape[-2] % STRIDE:
+            raise ValueError(f"images must be float (B, 3, H, W) with H and W divisible by {STRIDE}, got {tuple(images.shape)}")
+        return self.neck(self.blocks(self.stem((images - self.mean) / self.std)))
+
+
+class PromptableSegmenter(nn.Module):
+    """Image encoder + prompt encoder + mask decoder, with the encoder split from the per-click decoder.
+
+    Shapes:
+        ``images`` float ``(B, 3, H, W)`` in ``[0, 1]``; ``points`` float ``(B, N, 2)`` pixel ``(x, y)``
+        (column, row); ``labels`` int64 ``(B, N)``: 1 positive, 0 negative, -1 padding; ``boxes`` float
+        ``(B, 4)`` ``[x1, y1, x2, y2]``. Returns ``masks`` float logits ``(B, K, H, W)`` (``K = 3`` with
+        ``multimask=True``, else 1) and ``iou_pred`` float ``(B, K)``.
+    """
+
+    def __init__(self, config: PromptableConfig = PromptableConfig()) -> None:
+        super().__init__()
+        self.config = config
+        d = config.embed_dim
+        self.image_encoder = ImageEncoder(d, config.encoder_width, config.encoder_dilations)
+        self.prompt_encoder = PromptEncoder(d, (16, 16), (64, 64), generator=torch.Generator().manual_seed(config.pe_seed))
+        self.mask_decoder = MaskDecoder(
+            transformer_dim=d,
+            transformer=TwoWayTransformer(config.depth, d, config.num_heads, config.mlp_dim),
+            num_multimask_outputs=config.num_multimask_outputs, iou_head_hidden_dim=config.iou_head_hidden_dim)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """The image embedding float ``(B, D, H/4, W/4)``: run once per image."""
+        return self.image_encoder(images)
+
+    def decode(self, embedding: torch.Tensor, points: torch.Tensor | None, labels: torch.Tensor | None,
+               boxes: torch.Tensor | None = None, *, multimask: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks and predicted IoUs for prompts on a cached embedding (see the class for shapes)."""
+        grid = tuple(embedding.shape[-2:])
+        size = (grid[0] * STRIDE, grid[1] * STRIDE)
+        prompts = None if points is None else (points, labels)
+        sparse, dense = self.prompt_encoder(prompts, boxes, input_image_size=size, image_embedding_size=grid)
+        return self.mask_decoder(embedding, self.prompt_encoder.get_dense_pe(grid), sparse, dense, multimask_output=multimask)
+
+    def forward(self, images, points, labels, boxes=None, *, multimask: bool = True):
+        return self.decode(self.embed(images), points, labels, boxes, multimask=multimask)
+
+
+def promptable_segmenter(**overrides) -> PromptableSegmenter:
+    """The course's model; keyword arguments override :class:`PromptableConfig` fields."""
+    return PromptableSegmenter(PromptableConfig(**overrides))
+
+
+def pick_mask(masks: torch.Tensor, iou_pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mask with the highest predicted IoU: ``(B, K, H, W), (B, K) -> (B, H, W) logits, (B,) index``."""
+    best = iou_pred.argmax(dim=1)
+    return masks[torch.arange(len(masks)), best], best
