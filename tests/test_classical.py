@@ -129,6 +129,30 @@ def test_region_grow_seed_mode_equals_skimage_flood():
         np.testing.assert_array_equal(got, want)
 
 
+
+def test_flood_fill_equals_skimage_flood_and_region_grow():
+    image = data.coins()[::2, ::2]
+    for seed, tol in [((30, 30), 10), ((50, 40), 25), ((100, 100), 5)]:
+        want = segmentation.flood(image, seed, tolerance=tol, connectivity=1)
+        np.testing.assert_array_equal(C.flood_fill(image, seed, tol), want)
+    with pytest.raises(ValueError, match="outside"):
+        C.flood_fill(image, (500, 0), 3)
+
+
+def test_flood_from_clicks_adds_positive_and_removes_negative_floods():
+    # three flat stripes 0 | 100 | 0: a positive click in the middle takes the middle stripe only
+    image = np.zeros((4, 9), np.uint8)
+    image[:, 3:6] = 100
+    middle = np.zeros((4, 9), bool)
+    middle[:, 3:6] = True
+    np.testing.assert_array_equal(C.flood_from_clicks(image, [(1, 4, True)], 10), middle)
+    # with a tolerance of 100 the flood takes everything; a negative click on the left stripe removes it
+    left = np.zeros((4, 9), bool)
+    left[:, :3] = True
+    np.testing.assert_array_equal(C.flood_from_clicks(image, [(1, 4, True), (0, 0, False)], 100), np.zeros_like(middle))
+    np.testing.assert_array_equal(C.flood_from_clicks(image, [(1, 4, True), (0, 0, False)], 10), middle)
+    assert not C.flood_from_clicks(image, [], 10).any()
+
 def test_region_grow_competing_seeds_and_mean_mode():
     # left half 50, right half 200: two seeds grow exactly their own half, nothing overlaps
     image = np.full((6, 10), 50, np.uint8)
