@@ -49,6 +49,7 @@ class PromptableConfig:
     num_multimask_outputs: int = 3
     iou_head_hidden_dim: int = 64
     pe_seed: int = 0               # the random Fourier frequencies
+    pe_scale: float = 1.0          # their standard deviation (SAM: 1)
 
 
 class _Residual(nn.Module):
@@ -99,7 +100,8 @@ class PromptableSegmenter(nn.Module):
         self.config = config
         d = config.embed_dim
         self.image_encoder = ImageEncoder(d, config.encoder_width, config.encoder_dilations)
-        self.prompt_encoder = PromptEncoder(d, (16, 16), (64, 64), generator=torch.Generator().manual_seed(config.pe_seed))
+        self.prompt_encoder = PromptEncoder(d, (16, 16), (64, 64), generator=torch.Generator().manual_seed(config.pe_seed),
+                                            scale=config.pe_scale)
         self.mask_decoder = MaskDecoder(
             transformer_dim=d,
             transformer=TwoWayTransformer(config.depth, d, config.num_heads, config.mlp_dim),

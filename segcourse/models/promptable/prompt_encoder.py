@@ -78,6 +78,7 @@ class PromptEncoder(nn.Module):
         image_embedding_size: ``(h, w)`` of the image encoder's output grid.
         input_image_size: ``(H, W)`` of the image the points are given in (pixels).
         generator: optional ``torch.Generator`` for the random frequencies.
+        scale: standard deviation of the random frequencies (SAM: 1; see :class:`PositionEmbeddingRandom`).
 
     Shapes:
         points: ``(coords, labels)`` -- float ``(B, N, 2)`` pixel ``(x, y)`` and int ``(B, N)`` in
@@ -87,14 +88,14 @@ class PromptEncoder(nn.Module):
     """
 
     def __init__(self, embed_dim: int, image_embedding_size: tuple[int, int], input_image_size: tuple[int, int],
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, scale: float | None = None) -> None:
         super().__init__()
         if embed_dim % 2:
             raise ValueError(f"embed_dim must be even (half sine, half cosine), got {embed_dim}")
         self.embed_dim = embed_dim
         self.input_image_size = tuple(input_image_size)
         self.image_embedding_size = tuple(image_embedding_size)
-        self.pe_layer = PositionEmbeddingRandom(embed_dim // 2, generator=generator)
+        self.pe_layer = PositionEmbeddingRandom(embed_dim // 2, scale=scale, generator=generator)
         self.num_point_embeddings = 4                 # negative, positive, box corner 1, box corner 2
         self.point_embeddings = nn.ModuleList([nn.Embedding(1, embed_dim) for _ in range(self.num_point_embeddings)])
         self.not_a_point_embed = nn.Embedding(1, embed_dim)
