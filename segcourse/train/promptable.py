@@ -176,16 +176,19 @@ class PromptableTask:
         seed: the clicks' own generator.
         val_clicks: the validation runs the benchmark protocol for this many clicks and records
             ``val_iou@1`` ... (its monitor is ``val_iou@1``).
+        focal_weight, dice_weight: of :func:`~segcourse.losses.promptable.sam_loss` (SAM: 20 and 1).
     """
 
     monitor = "val_iou@1"
     mode = "max"
     parts = ("focal", "dice", "iou_mse")
 
-    def __init__(self, clicks: int = 3, centre_prob: float = 0.5, seed: int = 0, val_clicks: int = 3):
+    def __init__(self, clicks: int = 3, centre_prob: float = 0.5, seed: int = 0, val_clicks: int = 3,
+                 focal_weight: float = 20.0, dice_weight: float = 1.0):
         if not isinstance(clicks, int) or clicks < 1:
             raise ValueError(f"clicks must be a positive int, got {clicks!r}")
         self.clicks, self.centre_prob, self.val_clicks = clicks, centre_prob, val_clicks
+        self.focal_weight, self.dice_weight = focal_weight, dice_weight
         self.rng = np.random.default_rng(seed)
 
     def to_device(self, batch, device, precision):
@@ -216,7 +219,7 @@ class PromptableTask:
         for k in range(self.clicks):
             points, labels = _as_points(clicks, images.device)
             masks, iou_pred = model.decode(embedding, points, labels, multimask=(k == 0))
-            out = sam_loss(masks, iou_pred, target)
+            out = sam_loss(masks, iou_pred, target, focal_weight=self.focal_weight, dice_weight=self.dice_weight)
             total = total + out["loss"] / self.clicks
             for name in self.parts:
                 parts[name] = parts[name] + out[name].detach() / self.clicks

@@ -163,6 +163,25 @@ def test_model_shapes_split_and_backward(size):
     assert picked.shape == (2, *size) and best.tolist() == once[1].argmax(1).tolist()
 
 
+def test_click_maps_by_hand():
+    model = promptable_segmenter(click_radius=1.0)
+    points = torch.tensor([[[2.0, 1.0], [0.0, 0.0], [3.0, 3.0]]])          # (x, y): two positive, one negative
+    labels = torch.tensor([[1, 1, 0]])
+    maps = model.click_maps(points, labels, (4, 4))
+    assert maps.shape == (1, 2, 4, 4)
+    assert maps[0, 0, 1, 2] == 1 and maps[0, 0, 0, 0] == 1 and maps[0, 1, 3, 3] == 1
+    # pixel (row 1, col 1): 1 px from (x=2, y=1) and sqrt(2) px from (0, 0): the nearer bump, exp(-1/2)
+    torch.testing.assert_close(maps[0, 0, 1, 1], torch.exp(torch.tensor(-0.5)))
+    assert maps[0, 1, 0, 0] < 1e-3                                          # the negative map is far from (0, 0)
+
+
+def test_without_click_maps_the_model_is_sams_point_prompt_only():
+    model = promptable_segmenter(click_maps=False)
+    assert not hasattr(model, "click_downscaling")
+    masks, _ = model(torch.rand(1, 3, 32, 32), torch.tensor([[[5.0, 5.0]]]), torch.ones(1, 1, dtype=torch.int64))
+    assert masks.shape == (1, 3, 32, 32)
+
+
 def test_model_rejects_sizes_not_divisible_by_the_stride():
     with pytest.raises(ValueError, match="divisible by 4"):
         promptable_segmenter().embed(torch.rand(1, 3, 30, 32))

@@ -14,6 +14,13 @@ What differs from SAM (ViT-H image encoder of 632 M parameters at 1024 px, ``D =
 * ``D = 64``, two two-way blocks (SAM: 256, two), an MLP of 256 (SAM: 2048);
 * no mask prompt: the previous mask is not fed back (SAM does, and trains on 11 rounds of clicks per
   sample); the clicks alone carry the correction;
+* the clicks also enter as a **dense** prompt (``click_maps=True``): two maps (positive, negative) with a
+  Gaussian bump of ``click_radius`` pixels at each click, downscaled 4x by the same small convolution stack
+  SAM uses for its mask prompt and added to the image embedding (as SAM adds the mask prompt's). With
+  the sparse tokens alone a model of this size, trained for minutes, learned to segment *every* nucleus
+  whatever the click (measured: the training loss stayed on that plateau for 200+ steps); the dense
+  click maps give it the click's neighbourhood directly (RITM's click encoding, Sofiiuk et al. 2022).
+  The decoder stays light and the encoder still runs once per image;
 * images are given in ``[0, 1]``, normalised inside with the ImageNet mean and std, at any size divisible
   by 4 (SAM resizes and pads to 1024 x 1024).
 
@@ -50,6 +57,8 @@ class PromptableConfig:
     iou_head_hidden_dim: int = 64
     pe_seed: int = 0               # the random Fourier frequencies
     pe_scale: float = 1.0          # their standard deviation (SAM: 1)
+    click_maps: bool = True        # the clicks as a dense prompt too (see the module docstring)
+    click_radius: float = 3.0      # pixels
 
 
 class _Residual(nn.Module):
@@ -106,6 +115,23 @@ class PromptableSegmenter(nn.Module):
             transformer_dim=d,
             transformer=TwoWayTransformer(config.depth, d, config.num_heads, config.mlp_dim),
             num_multimask_outputs=config.num_multimask_outputs, iou_head_hidden_dim=config.iou_head_hidden_dim)
+        if config.click_maps:
+            c = d // 4
+            self.click_downscaling = nn.Sequential(           # SAM's mask_downscaling, with 2 input maps
+                nn.Conv2d(2, c // 4, kernel_size=2, stride=2), LayerNorm2d(c // 4), nn.GELU(),
+                nn.Conv2d(c // 4, c, kernel_size=2, stride=2), LayerNorm2d(c), nn.GELU(),
+                nn.Conv2d(c, d, kernel_size=1))
+
+    def click_maps(self, points: torch.Tensor, labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Positive and negative click maps float ``(B, 2, H, W)``: the largest Gaussian bump of each kind."""
+        h, w = size
+        ys = torch.arange(h, dtype=torch.float32, device=points.device).view(1, 1, h, 1)
+        xs = torch.arange(w, dtype=torch.float32, device=points.device).view(1, 1, 1, w)
+        px, py = points[..., 0, None, None], points[..., 1, None, None]                # (B, N, 1, 1)
+        bumps = torch.exp(-((xs - px) ** 2 + (ys - py) ** 2) / (2 * self.config.click_radius ** 2))   # (B, N, H, W)
+        pos = (bumps * (labels == 1)[..., None, None]).amax(dim=1)
+        neg = (bumps * (labels == 0)[..., None, None]).amax(dim=1)
+        return torch.stack([pos, neg], dim=1)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """The image embedding float ``(B, D, H/4, W/4)``: run once per image."""
@@ -118,6 +144,8 @@ class PromptableSegmenter(nn.Module):
         size = (grid[0] * STRIDE, grid[1] * STRIDE)
         prompts = None if points is None else (points, labels)
         sparse, dense = self.prompt_encoder(prompts, boxes, input_image_size=size, image_embedding_size=grid)
+        if self.config.click_maps and points is not None:
+            dense = dense + self.click_downscaling(self.click_maps(points, labels, size))
         return self.mask_decoder(embedding, self.prompt_encoder.get_dense_pe(grid), sparse, dense, multimask_output=multimask)
 
     def forward(self, images, points, labels, boxes=None, *, multimask: bool = True):
