@@ -216,15 +216,18 @@ class PromptableTask:
         target_np = target.detach().cpu().numpy() > 0.5
         clicks = self._first_clicks(instance.detach().cpu().numpy() > 0.5)
         total, parts = 0.0, {k: 0.0 for k in self.parts}
+        previous = None
         for k in range(self.clicks):
             points, labels = _as_points(clicks, images.device)
-            masks, iou_pred = model.decode(embedding, points, labels, multimask=(k == 0))
+            masks, iou_pred = model.decode(embedding, points, labels, multimask=(k == 0), mask_input=previous)
             out = sam_loss(masks, iou_pred, target, focal_weight=self.focal_weight, dice_weight=self.dice_weight)
             total = total + out["loss"] / self.clicks
             for name in self.parts:
                 parts[name] = parts[name] + out[name].detach() / self.clicks
             if k + 1 < self.clicks:
-                best = masks.detach()[torch.arange(len(masks)), out["best"]] > 0
+                best_logits = masks.detach()[torch.arange(len(masks)), out["best"]]
+                previous = torch.sigmoid(best_logits)[:, None]
+                best = best_logits > 0
                 for row, pred, tgt in zip(clicks, best.cpu().numpy(), target_np):
                     click = sample_click(pred, tgt, self.rng, self.centre_prob)
                     row.append(click if click is not None else row[-1])
@@ -267,6 +270,7 @@ def click_curves(model, objects: InteractiveObjects, max_clicks: int = protocol.
             clicks = [[protocol.first_click(t)] for t in targets]
             active = np.ones(len(idx), bool)
             last = np.zeros(len(idx))
+            previous = torch.zeros(len(idx), 1, *targets.shape[-2:], device=device)
             for k in range(max_clicks):
                 rows = np.nonzero(active)[0]
                 if len(rows) == 0:
@@ -274,7 +278,8 @@ def click_curves(model, objects: InteractiveObjects, max_clicks: int = protocol.
                     continue
                 points, labels = _as_points([clicks[r] for r in rows], device)
                 emb = embeddings[torch.from_numpy(objects.image_index[idx[rows]]).to(device)]
-                masks, iou_pred = model.decode(emb, points, labels, multimask=(k == 0))
+                masks, iou_pred = model.decode(emb, points, labels, multimask=(k == 0),
+                                               mask_input=None if k == 0 else previous[torch.from_numpy(rows).to(device)])
                 if k == 0:
                     chosen, best = pick_mask(masks, iou_pred)
                     all_masks = (masks > 0).cpu().numpy()
@@ -283,6 +288,7 @@ def click_curves(model, objects: InteractiveObjects, max_clicks: int = protocol.
                     picked[idx] = best.cpu().numpy()
                 else:
                     chosen = masks[:, 0]
+                previous[torch.from_numpy(rows).to(device)] = torch.sigmoid(chosen)[:, None]
                 preds = (chosen > 0).cpu().numpy()
                 for r, pred in zip(rows, preds):
                     last[r] = protocol.mask_iou(pred, targets[r])

@@ -82,7 +82,10 @@ class ClickSession:
     def _decode(self) -> None:
         points = torch.tensor([[[c, r] for r, c, _ in self.clicks]], dtype=torch.float32)
         labels = torch.tensor([[1 if p else 0 for _, _, p in self.clicks]])
-        masks, iou = self.model.decode(self.embedding, points, labels, multimask=len(self.clicks) == 1)
+        previous = None
+        if len(self.clicks) > 1 and len(self.masks):                 # the shown mask, for a model that takes it back
+            previous = torch.from_numpy(self.mask)[None, None].float()
+        masks, iou = self.model.decode(self.embedding, points, labels, multimask=len(self.clicks) == 1, mask_input=previous)
         self.decoder_calls += 1
         self.masks, self.iou_pred = (masks[0] > 0).numpy(), iou[0].numpy()
         self.picked = int(np.argmax(self.iou_pred))

@@ -185,3 +185,18 @@ def test_without_click_maps_the_model_is_sams_point_prompt_only():
 def test_model_rejects_sizes_not_divisible_by_the_stride():
     with pytest.raises(ValueError, match="divisible by 4"):
         promptable_segmenter().embed(torch.rand(1, 3, 30, 32))
+
+
+def test_mask_feedback_takes_the_previous_mask_as_a_third_dense_channel():
+    torch.manual_seed(16)
+    model = promptable_segmenter(mask_feedback=True).eval()
+    assert model.click_downscaling[0].in_channels == 3
+    images = torch.rand(1, 3, 32, 32)
+    points, labels = torch.tensor([[[5.0, 5.0], [20.0, 20.0]]]), torch.tensor([[1, 0]])
+    with torch.no_grad():
+        emb = model.embed(images)
+        none, _ = model.decode(emb, points, labels, multimask=False)
+        zeros, _ = model.decode(emb, points, labels, multimask=False, mask_input=torch.zeros(1, 1, 32, 32))
+        ones, _ = model.decode(emb, points, labels, multimask=False, mask_input=torch.ones(1, 1, 32, 32))
+    torch.testing.assert_close(none, zeros)                 # no previous mask = an empty one
+    assert not torch.allclose(zeros, ones)

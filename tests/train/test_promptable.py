@@ -104,3 +104,14 @@ def test_task_rejects_bad_arguments():
         PromptableTask(clicks=0)
     with pytest.raises(TypeError, match="images, target, instance"):
         PromptableTask().to_device((1, 2), torch.device("cpu"), None)
+
+
+def test_training_and_benchmark_with_mask_feedback():
+    torch.manual_seed(2)
+    obj = objects_from_arrays(*_two_images(), min_pixels=5)
+    model = promptable_segmenter(mask_feedback=True)
+    task = PromptableTask(clicks=3)
+    loss, _ = task.training_loss(model, next(iter(ObjectBatches(obj, 4))))
+    loss.backward()
+    assert torch.isfinite(loss) and model.click_downscaling[0].weight.grad.abs().sum() > 0
+    assert click_curves(model, obj, max_clicks=3, min_clicks=3)["curves"].shape == (4, 3)

@@ -59,6 +59,7 @@ class PromptableConfig:
     pe_scale: float = 1.0          # their standard deviation (SAM: 1)
     click_maps: bool = True        # the clicks as a dense prompt too (see the module docstring)
     click_radius: float = 3.0      # pixels
+    mask_feedback: bool = False    # the previous mask as a third dense-prompt channel (SAM's mask prompt)
 
 
 class _Residual(nn.Module):
@@ -118,7 +119,7 @@ class PromptableSegmenter(nn.Module):
         if config.click_maps:
             c = d // 4
             self.click_downscaling = nn.Sequential(           # SAM's mask_downscaling, with 2 input maps
-                nn.Conv2d(2, c // 4, kernel_size=2, stride=2), LayerNorm2d(c // 4), nn.GELU(),
+                nn.Conv2d(3 if config.mask_feedback else 2, c // 4, kernel_size=2, stride=2), LayerNorm2d(c // 4), nn.GELU(),
                 nn.Conv2d(c // 4, c, kernel_size=2, stride=2), LayerNorm2d(c), nn.GELU(),
                 nn.Conv2d(c, d, kernel_size=1))
 
@@ -138,14 +139,22 @@ class PromptableSegmenter(nn.Module):
         return self.image_encoder(images)
 
     def decode(self, embedding: torch.Tensor, points: torch.Tensor | None, labels: torch.Tensor | None,
-               boxes: torch.Tensor | None = None, *, multimask: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masks and predicted IoUs for prompts on a cached embedding (see the class for shapes)."""
+               boxes: torch.Tensor | None = None, *, multimask: bool = True,
+               mask_input: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks and predicted IoUs for prompts on a cached embedding (see the class for shapes).
+
+        ``mask_input``: float ``(B, 1, H, W)`` in ``[0, 1]``, the previous prediction, used when the model was
+        built with ``mask_feedback=True`` (zeros when ``None``: the first click)."""
         grid = tuple(embedding.shape[-2:])
         size = (grid[0] * STRIDE, grid[1] * STRIDE)
         prompts = None if points is None else (points, labels)
         sparse, dense = self.prompt_encoder(prompts, boxes, input_image_size=size, image_embedding_size=grid)
         if self.config.click_maps and points is not None:
-            dense = dense + self.click_downscaling(self.click_maps(points, labels, size))
+            maps = self.click_maps(points, labels, size)
+            if self.config.mask_feedback:
+                previous = mask_input if mask_input is not None else maps.new_zeros(maps.shape[0], 1, *size)
+                maps = torch.cat([maps, previous.to(maps.dtype)], dim=1)
+            dense = dense + self.click_downscaling(maps)
         return self.mask_decoder(embedding, self.prompt_encoder.get_dense_pe(grid), sparse, dense, multimask_output=multimask)
 
     def forward(self, images, points, labels, boxes=None, *, multimask: bool = True):
