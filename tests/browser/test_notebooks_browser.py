@@ -2,7 +2,8 @@
 
 What this proves that nbval cannot: the notebook runs in the browser a learner uses, every widget
 renders as a live view (no "Error displaying widget", none left empty), and moving a lesson's first
-slider round-trips to the kernel and changes what the explorer shows. Cells run in smoke mode.
+slider round-trips to the kernel and changes what the explorer shows (lesson 12: a click on its click
+widget changes the mask). Cells run in smoke mode.
 
 Each pytest worker (``make test-browser`` runs two) starts one JupyterLab and one Chromium for all its
 notebooks (``_jupyterlab.py``, ``_chromium.py``) and shuts each notebook's kernel down after it; the
@@ -76,7 +77,36 @@ def _lesson07_layout(page) -> None:
     assert not stretched, f"explorer figures drawn at another aspect ratio than their PNG: {stretched}"
 
 
-EXTRA_CHECKS = {"07": _lesson07_layout}
+# Lesson 12's click widget: a grid of buttons over the image; a click must reach the kernel, run the decoder on the
+# cached embedding and change the masks picture and the numbers (not the encoder count).
+_CLICK_STATE = """() => {
+  const grid = document.querySelector('.widget-gridbox');
+  if (!grid) return null;
+  const box = grid.closest('.widget-vbox');
+  const img = box.querySelector('img.widget-image');
+  const html = box.querySelector('.widget-html');
+  return {buttons: grid.querySelectorAll('button').length, src: img ? img.src : '', text: html ? html.textContent : ''};
+}"""
+
+
+def _lesson12_click(page, timeout: float = 60) -> None:
+    before = page.evaluate(_CLICK_STATE)
+    assert before is not None, "lesson 12 shows no click grid"
+    assert before["buttons"] >= 16 * 16, f"expected a 16 x 16 grid of click buttons, found {before['buttons']}"
+    button = page.locator(".widget-gridbox button").nth(8 * 16 + 8)
+    button.scroll_into_view_if_needed()
+    button.click()
+    deadline = time.monotonic() + timeout
+    after = page.evaluate(_CLICK_STATE)
+    while after["src"] == before["src"] and time.monotonic() < deadline:
+        time.sleep(0.25)
+        after = page.evaluate(_CLICK_STATE)
+    assert after["src"] != before["src"], "a click on the grid did not change the masks picture"
+    assert "clicks1" in after["text"].replace(" ", "") and "encodercalls1" in after["text"].replace(" ", ""), (
+        f"after one click the widget should show 1 click and 1 encoder call, it shows {after['text']!r}")
+
+
+EXTRA_CHECKS = {"07": _lesson07_layout, "12": _lesson12_click}
 
 
 @pytest.mark.parametrize(("folder", "name"), NOTEBOOKS, ids=[f"{f}/{n}" for f, n in NOTEBOOKS])
