@@ -97,6 +97,21 @@ def test_decoder_layer_with_masked_attention_equals_transformers():
     torch.testing.assert_close(plain[0, 1], masked[0, 1])
 
 
+@pytest.mark.parametrize("h, w, dim", [(4, 6, 32), (5, 3, 16)])
+def test_sine_position_encoding_differs_by_half_a_pixel_and_channel_order(h, w, dim):
+    """The convention named in :func:`sine_position_encoding`: pixel ``i`` sits at ``(i + 0.5) / h`` (its
+    centre), transformers' ``Mask2FormerSinePositionEmbedding`` at ``(i + 1) / h``; and the course stores
+    ``[sin | cos]`` blocks where transformers interleaves ``sin, cos``. So the course's encoding is transformers'
+    on a grid twice as fine (``(2i + 1) / 2h``), at the even rows and columns, with the channels permuted."""
+    theirs = hf.Mask2FormerSinePositionEmbedding(num_position_features=dim // 2, normalize=True)
+    fine = theirs((1, dim, 2 * h, 2 * w), "cpu", torch.float32)[0, :, ::2, ::2].flatten(1).T     # (h*w, dim)
+    n = dim // 4
+    order = [o + 2 * j + c for o in (0, dim // 2) for c in (0, 1) for j in range(n)]            # blocks <- interleaved
+    torch.testing.assert_close(sine_position_encoding(h, w, dim), fine[:, order])
+    coarse = theirs((1, dim, h, w), "cpu", torch.float32)[0].flatten(1).T
+    assert not torch.allclose(sine_position_encoding(h, w, dim), coarse[:, order], atol=1e-2)
+
+
 def _pyramid_inputs(model, images):
     """What :meth:`Mask2Former.forward` feeds its decoder, laid out for transformers (sequence first)."""
     cfg = model.config
