@@ -42,8 +42,8 @@ def semantic_inference(class_logits: torch.Tensor, mask_logits: torch.Tensor,
     ``size`` resizes the masks first (bilinear); ``.argmax(0)`` gives the semantic map.
 
     Equal to ``transformers``' ``Mask2FormerImageProcessor.post_process_semantic_segmentation`` scores at
-    ``size=(384, 384)`` (tested). Convention: the course resizes the mask *logits* to ``size`` and then combines
-    them; transformers always resizes the masks to 384² (its preprocessing size), combines, then resizes the
+    ``size=(384, 384)`` (tested). Convention: the course (as the original code) resizes the mask *logits* to ``size`` and
+    then combines them; transformers always resizes the masks to 384² (its preprocessing size), combines, then resizes the
     *class scores* to the target size, so at other sizes a few boundary pixels may differ (tested).
     """
     class_probs = class_logits.softmax(-1)[:, :-1]                  # (Q, C): "no object" dropped
@@ -79,9 +79,10 @@ def panoptic_inference(class_logits: torch.Tensor, mask_logits: torch.Tensor, th
     * drops a query whose kept fraction equals ``overlap_threshold`` (keeps it only when ``>``; the course
       drops it when ``<``);
     * after merging a query into an earlier stuff segment, reuses an id already given to the next new
-      segment (two segments become one);
-    * resizes the masks to 384², then the *probabilities* to the target size (the course: logits to ``size``),
-      and returns segment ids, not ``(category, instance)`` pairs.
+      segment (two segments become one).
+
+    Also (not tested): transformers resizes the masks to 384², then the *probabilities* to the target size
+    (the course: the logits to ``size``), and returns segment ids, not ``(category, instance)`` pairs.
     """
     things = {int(t) for t in things}
     num_classes = class_logits.shape[-1] - 1
