@@ -14,7 +14,11 @@ map (``einsum("qc,qhw->chw")``) or a panoptic one (score and overlap thresholds)
 * :mod:`.train` -- targets from panoptic maps, the task and batches that train it with ``segcourse.train.fit``,
   batched prediction.
 
-The cost and loss pieces equal Hugging Face ``transformers``' Mask2Former functions (tested).
+Checked against Hugging Face ``transformers``' Mask2Former with the same weights and inputs (tests in
+``tests/models/mask2former/``): point sampling, the matcher, the mask losses, the masked-attention decoder layer
+and the whole transformer decoder, the class / no-object loss and the whole criterion with auxiliary losses,
+semantic and panoptic inference (where the conventions differ, the docstrings name the difference and the
+tests check it).
 
 References:
     Cheng, Misra, Schwing, Kirillov, Girdhar, "Masked-attention Mask Transformer for Universal Image

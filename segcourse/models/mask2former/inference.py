@@ -40,6 +40,11 @@ def semantic_inference(class_logits: torch.Tensor, mask_logits: torch.Tensor,
     """Per-class scores ``(C, H, W)`` float from ``class_logits (Q, C+1)`` and ``mask_logits (Q, h, w)``.
 
     ``size`` resizes the masks first (bilinear); ``.argmax(0)`` gives the semantic map.
+
+    Equal to ``transformers``' ``Mask2FormerImageProcessor.post_process_semantic_segmentation`` scores at
+    ``size=(384, 384)`` (tested). Convention: the course (as the original code) resizes the mask *logits* to ``size`` and
+    then combines them; transformers always resizes the masks to 384² (its preprocessing size), combines, then resizes the
+    *class scores* to the target size, so at other sizes a few boundary pixels may differ (tested).
     """
     class_probs = class_logits.softmax(-1)[:, :-1]                  # (Q, C): "no object" dropped
     mask_probs = _upsample(mask_logits, size).sigmoid()             # (Q, H, W)
@@ -62,6 +67,22 @@ def panoptic_inference(class_logits: torch.Tensor, mask_logits: torch.Tensor, th
     Returns:
         ``(H, W, 2)`` int64; void pixels are ``(VOID, 0)`` (pass ``allow_unknown_preds_category=True`` to
         the PQ metric); thing instance ids are ``1, 2, ...`` per image.
+
+    Follows the original code (``MaskFormer.panoptic_inference``). Equal to ``transformers``'
+    ``post_process_panoptic_segmentation`` (``label_ids_to_fuse`` = the stuff classes) where their conventions
+    coincide (tested on random class logits with masks of probability 0 or 1 covering the image at 384²). The
+    differences, each tested: transformers
+
+    * measures a query's own mask on score-weighted probabilities (``score · prob >= 0.5``, the course
+      ``prob >= 0.5``), so a query of score ``s`` only owns pixels of probability ``>= 0.5 / s``;
+    * gives a segment every pixel its query wins, also outside the query's mask (the course: void there);
+    * drops a query whose kept fraction equals ``overlap_threshold`` (keeps it only when ``>``; the course
+      drops it when ``<``);
+    * after merging a query into an earlier stuff segment, reuses an id already given to the next new
+      segment (two segments become one).
+
+    Also (not tested): transformers resizes the masks to 384², then the *probabilities* to the target size
+    (the course: the logits to ``size``), and returns segment ids, not ``(category, instance)`` pairs.
     """
     things = {int(t) for t in things}
     num_classes = class_logits.shape[-1] - 1
