@@ -193,6 +193,8 @@ SESSIONS = [((9 * 60, 10 * 60 + 30), "coffee break"), ((10 * 60 + 45, 12 * 60 + 
             ((13 * 60 + 15, 14 * 60 + 45), "coffee break"), ((15 * 60, 16 * 60 + 30), None)]
 #: An activity is not started with less than this many minutes left before a break.
 MIN_PIECE = 15
+#: Minutes of questions and catch-up that the extra exercises leave free on each day (the room always runs late).
+RESERVE = 15
 
 
 #: The order in which the lessons are chosen for a workshop too short for all of them (each lesson comes with the
@@ -349,7 +351,8 @@ def plan(lessons: list[Lesson], days: int, speed: float | None = None,
     prerequisites (:func:`with_prerequisites`) when all of it still fits (:func:`lay_out`, in
     :func:`teaching_order`, with the :func:`in_class` exercises); a lesson that does not fit is skipped and the
     next ones are tried, so a shorter one can fill the time. Then the time left is filled with more exercises of
-    the chosen lessons (by priority; warm-ups, then core, then stretch), each kept only when everything still fits.
+    the chosen lessons (by priority; warm-ups, then core, then stretch), each kept only when everything still fits
+    and every day keeps :data:`RESERVE` minutes of questions and catch-up (or what it had, if less).
     A lesson is never taught without its prerequisites.
     """
     by_number = {lesson.number: lesson for lesson in lessons}
@@ -370,6 +373,7 @@ def plan(lessons: list[Lesson], days: int, speed: float | None = None,
             except ValueError:
                 continue
     exercises = {n: in_class(by_number[n]) for n in chosen}
+    free = [sum(free_slots(day)) for day in attempt(chosen, exercises)[1]]
     for lesson in ranked:
         if lesson.number not in chosen:
             continue
@@ -379,10 +383,11 @@ def plan(lessons: list[Lesson], days: int, speed: float | None = None,
             trial = {**exercises, lesson.number: [e for e in lesson.exercises
                                                   if e in exercises[lesson.number] or e == extra]}
             try:
-                attempt(chosen, trial)
-                exercises = trial
+                trial_free = [sum(free_slots(day)) for day in attempt(chosen, trial)[1]]
             except ValueError:
                 continue
+            if all(f >= min(RESERVE, was) for f, was in zip(trial_free, free)):
+                exercises, free = trial, trial_free
     taught, layout = attempt(chosen, exercises)
     return Plan(taught, exercises, layout, [lesson for lesson in lessons if lesson.number not in chosen])
 
@@ -445,7 +450,8 @@ def render_schedule(lessons: list[Lesson], speed: float | None = None) -> str:
              "that `PRIORITY` does not name last). "
              "A lesson comes with every lesson its **Prerequisites** line names, and is left out when it does not fit "
              "with them; lessons are taught after their prerequisites (otherwise in number order). The time left "
-             "is then filled with more of the chosen lessons' exercises (warm-ups, then core, then stretch)."),
+             "is then filled with more of the chosen lessons' exercises (warm-ups, then core, then stretch), "
+             f"keeping at least {RESERVE} minutes of questions and catch-up a day."),
             ("A lesson added to the course needs nothing here: its notebook's time, exercises and prerequisites are "
              "read from it, and it ranks after the lessons named in `coursetools/instructor.py`'s `PRIORITY`.")]
     for variant in VARIANTS:

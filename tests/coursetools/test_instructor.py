@@ -202,6 +202,15 @@ def test_plan_fills_the_time_left_with_more_exercises():
                                               "exercises 0.1, 0.2 (continues after the break)"]
 
 
+def test_the_extra_exercises_leave_the_reserve_free():
+    # walk-through 335 min + warm-up 5 = 340 of the day's 360: 20 min free; 0.2 (10 min) would leave 10 < RESERVE
+    lesson = Lesson(number="00", stem="00_x", title="X", stated_minutes=355, stated_exercise_minutes=20,
+                    exercises=[("0.1", "warm-up", 5, "a"), ("0.2", "core", 10, "b"), ("0.3", "core", 5, "c")],
+                    seconds=None, speed=None)
+    p = I.plan([lesson], days=1)
+    assert [e[0] for e in p.exercises["00"]] == ["0.1", "0.3"] and sum(I.free_slots(p.days[0])) == I.RESERVE
+
+
 def test_a_new_lesson_needs_only_its_metadata():
     lessons = [_short("00"), _short("01", prerequisites=("00",)), _short("12", prerequisites=("01",))]
     p = I.plan(lessons, days=1, priority=("00",))     # 12 is not in the priority: it ranks last and still fits
