@@ -463,7 +463,9 @@ def grade(folder: str | os.PathLike, wanted: Mapping[str, float] | None = None, 
         else:
             results.append(check(folder))
     if log is not None:
-        log(format_table(results))
+        missing = "" if folder.is_dir() else (f"{folder} does not exist: nothing has been delivered yet (the report "
+                                               "folder is written by write_report)\n")
+        log(missing + format_table(results))
     return results
 
 

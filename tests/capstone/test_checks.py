@@ -170,6 +170,7 @@ def test_what_the_unchanged_scaffold_delivers_fails_every_item_and_says_what_is_
     assert results[5].message.endswith("model.onnx does not exist")
     assert results[7].message.endswith("report.md does not exist")
     assert "nothing to grade yet" in said[0]
+    assert said[0].startswith(f"{tmp_path / 'capstone-report-smoke'} does not exist: nothing has been delivered yet")
 
 
 def test_a_folder_with_only_results_json_fails_every_recomputed_item(good_report, tmp_path):
