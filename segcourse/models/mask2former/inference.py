@@ -119,7 +119,8 @@ def query_verdicts(class_logits: torch.Tensor, mask_logits: torch.Tensor, things
         one dict per query, in query order: ``{"query", "category", "score", "own_area", "won_fraction",
         "verdict"}``; ``category`` is the best real class (never "no object"), ``score`` its probability,
         ``own_area`` the pixels of the query's own mask (prob >= ``mask_threshold``), ``won_fraction`` the
-        pixels it wins in the argmax over kept queries divided by ``own_area`` (NaN when not kept or empty).
+        pixels it wins anywhere in the argmax over kept queries divided by ``own_area``, the ratio the overlap
+        threshold is compared with (as in the reference code: it can exceed 1; NaN when not kept or empty).
         ``verdict``: ``"no object"`` (the "no object" class is its best), ``"low score"`` (score <=
         ``score_threshold``), ``"empty mask"``, ``"covered"`` (wins less than ``overlap_threshold`` of its
         own mask, or none of it) or ``"kept"`` (it gives a segment, or joins its stuff class's segment).
