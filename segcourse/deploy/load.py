@@ -26,6 +26,8 @@ class ServiceProcess:
     """``python -m segcourse serve MODEL`` on 127.0.0.1 and a free port, in a subprocess.
 
     Use as a context manager; :meth:`stop` terminates it by its PID (then kills it if it lingers).
+    ``threads``: intra-op threads per prediction (``None``: the service's default); ``log``: a file
+    for the server's output (its access log: one line per request, with the request id).
 
     Example::
 
@@ -33,16 +35,19 @@ class ServiceProcess:
             httpx.get(service.url + "/health").json()
     """
 
-    def __init__(self, model: str | os.PathLike, *options: str, threads: int = 1, timeout: float = 90,
+    def __init__(self, model: str | os.PathLike, *options: str, threads: int | None = 1, timeout: float = 90,
                  log: str | os.PathLike | None = None) -> None:
         import httpx
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        env, thread_option = dict(os.environ), []
+        if threads is not None:               # None: the service's own default (workers x threads <= cores)
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+            thread_option = ["--threads", str(threads)]
         self._log = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "segcourse", "serve", str(model), "--host", "127.0.0.1",
-                                      "--port", str(self.port), "--threads", str(threads), *options],
+                                      "--port", str(self.port), *thread_option, *options],
                                      env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
         deadline = time.monotonic() + timeout
