@@ -1,7 +1,8 @@
 """Start the prediction service in a subprocess and measure it under concurrent clients.
 
-Used by the lesson (the server started from the notebook and stopped by its PID) and by
-``benchmarks/deploy.py``. Loopback only; every wait is bounded.
+Used by the lesson (the server started from the notebook and stopped by its PID, its pages
+photographed in headless Chromium when one is installed) and by ``benchmarks/deploy.py``.
+Loopback only; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -112,6 +114,68 @@ def load_test(url: str, payload: bytes, *, clients: int, requests: int, params: 
             "p95_ms": p95 * 1e3}
 
 
+#: Chromium flags for a quiet headless run on a closed network (no background connections, no GPU)
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
+def screenshot_pages(url: str, upload: bytes | None = None, *, paths=("/", "/docs"), width: int = 1100,
+                     height: int = 760, timeout: float = 60) -> dict | None:
+    """Screenshots of the service's pages in headless Chromium, or ``None`` where no browser is installed.
+
+    On ``/`` with ``upload`` (image bytes) the demo page's form is used: the image is uploaded and the
+    overlay awaited before the screenshot. The browser is the system's Chromium (``chromium`` on the
+    PATH) or Playwright's own, run with :data:`CHROMIUM_FLAGS`, a private profile and ``HOME``, in a
+    thread of its own (Playwright's synchronous API refuses to run inside Jupyter's event loop).
+
+    Returns:
+        ``{path: (H, W, 3) uint8}`` or ``None`` (no Playwright, or no browser it can start).
+    """
+    import shutil
+    import tempfile
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    executable = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                       if shutil.which(n)), None)
+
+    def run(folder: str) -> dict | None:
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        with sync_playwright() as pw:
+            try:
+                browser = pw.chromium.launch(executable_path=executable, args=list(CHROMIUM_FLAGS),
+                                             env={**os.environ, "HOME": folder}, timeout=timeout * 1000)
+            except Exception:  # noqa: BLE001 - no browser Playwright can start: the caller says so
+                return None
+            try:
+                page = browser.new_page(viewport={"width": width, "height": height})
+                shots = {}
+                for path in paths:
+                    page.goto(url + path, timeout=timeout * 1000)
+                    if path == "/" and upload is not None:
+                        image = Path(folder) / "upload.png"
+                        image.write_bytes(upload)
+                        page.set_input_files("#file", str(image))
+                        page.click("#send")
+                        page.wait_for_function("document.getElementById('status').textContent === 'done'",
+                                               timeout=timeout * 1000)
+                    else:
+                        page.wait_for_load_state("networkidle", timeout=timeout * 1000)
+                    shots[path] = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"))
+                return shots
+            finally:
+                browser.close()
+
+    with tempfile.TemporaryDirectory() as folder, ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run, folder).result(timeout=4 * timeout)
+
+
 def png_bytes(image) -> bytes:
     """``(H, W, 3)`` uint8 -> PNG bytes."""
     import io
@@ -123,4 +187,4 @@ def png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
-__all__ = ["ServiceProcess", "free_port", "load_test", "png_bytes"]
+__all__ = ["ServiceProcess", "free_port", "load_test", "png_bytes", "screenshot_pages"]

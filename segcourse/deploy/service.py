@@ -610,6 +610,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), *, threads: int 
     """
     from fastapi import FastAPI, File, Query, UploadFile
     from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.openapi.utils import get_openapi
     from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -625,7 +626,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), *, threads: int 
         yield
         pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="segcourse prediction service", lifespan=lifespan, version="2",
+    app = FastAPI(title="segcourse prediction service", lifespan=lifespan, version="2", docs_url=None,
                   description="Upload an image to `/predict` (multipart form data, field `file`); get its "
                               "segmentation mask. Transparent pixels are composited onto white; the EXIF "
                               "orientation is applied; 16-bit images are refused (convert them to 8 bits).")
@@ -683,6 +684,12 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), *, threads: int 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def demo() -> str:
         return DEMO_PAGE
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs():
+        """FastAPI's Swagger UI (loaded from a CDN), and a plain list of the operations when it cannot load."""
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs").body.decode()
+        return HTMLResponse(page.replace("</body>", OFFLINE_DOCS + "</body>"))
 
     def answer(data: bytes, fmt: str, rle: bool):                 # runs in a worker thread
         image, note = decode_image(data, limits, channels=predictor.in_channels)
@@ -762,6 +769,31 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), *, threads: int 
     return RequestLog(BodyLimit(app, limits.max_upload_bytes + 64 * 1024, shown=limits.max_upload_bytes),
                       metrics, routes)
 
+
+#: appended to the Swagger UI page: offline (no CDN), it lists the operations and their answers instead
+OFFLINE_DOCS = """<script>
+window.addEventListener("load", async () => {
+  if (window.SwaggerUIBundle) return;
+  const spec = await (await fetch("/openapi.json")).json();
+  const root = document.getElementById("swagger-ui"), add = (parent, tag, text) => {
+    const node = document.createElement(tag); node.textContent = text; parent.appendChild(node); return node; };
+  root.style.fontFamily = "system-ui, sans-serif"; root.style.margin = "2rem";
+  add(root, "h1", spec.info.title + " " + spec.info.version);
+  add(root, "p", spec.info.description || "");
+  add(root, "p", "(The interactive Swagger UI comes from a CDN and could not be loaded: offline? "
+                 + "The schema itself is at /openapi.json.)").style.color = "#666";
+  for (const [path, operations] of Object.entries(spec.paths)) {
+    for (const [method, op] of Object.entries(operations)) {
+      add(root, "h2", method.toUpperCase() + " " + path);
+      add(root, "p", op.description || op.summary || "");
+      for (const p of op.parameters || []) add(root, "div", "query " + p.name + ": " + (p.description || ""));
+      const list = add(root, "ul", "");
+      for (const [code, answer] of Object.entries(op.responses)) add(list, "li", code + ": " + answer.description);
+    }
+  }
+});
+</script>
+"""
 
 DEMO_PAGE = """<!doctype html>
 <html lang="en">
