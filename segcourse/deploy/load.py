@@ -90,28 +90,30 @@ def load_test(url: str, payload: bytes, *, clients: int, requests: int, params: 
     """Send ``requests`` uploads of ``payload`` from ``clients`` concurrent clients.
 
     Returns:
-        ``{"clients", "requests", "ok", "busy" (503s), "other", "rps", "p50_ms", "p95_ms"}``; the
-        latencies are of the successful requests, ``rps`` counts them over the wall time.
+        ``{"clients", "requests", "ok", "busy" (503s), "other", "rps", "p50_ms", "p95_ms", "retry_after"}``;
+        the latencies are of the successful requests, ``rps`` counts them over the wall time,
+        ``retry_after`` lists the distinct ``Retry-After`` values of the 503 answers.
     """
     import httpx
 
     def one(client):
         start = time.perf_counter()
         reply = client.post(f"{url}/predict{params}", files={"file": ("x.png", payload, "image/png")}, timeout=300)
-        return reply.status_code, time.perf_counter() - start
+        return reply.status_code, time.perf_counter() - start, reply.headers.get("retry-after")
 
     with httpx.Client(limits=httpx.Limits(max_connections=clients + 4)) as client, \
             ThreadPoolExecutor(max_workers=clients) as pool:
         start = time.perf_counter()
         results = list(pool.map(lambda _: one(client), range(requests)))
         wall = time.perf_counter() - start
-    ok = sorted(t for code, t in results if code == 200)
+    ok = sorted(t for code, t, _ in results if code == 200)
     p95 = ok[min(len(ok) - 1, round(0.95 * (len(ok) - 1)))] if ok else float("nan")
     return {"clients": clients, "requests": requests, "ok": len(ok),
-            "busy": sum(code == 503 for code, _ in results),
-            "other": sum(code not in (200, 503) for code, _ in results),
+            "busy": sum(code == 503 for code, _, _ in results),
+            "other": sum(code not in (200, 503) for code, _, _ in results),
             "rps": len(ok) / wall, "p50_ms": statistics.median(ok) * 1e3 if ok else float("nan"),
-            "p95_ms": p95 * 1e3}
+            "p95_ms": p95 * 1e3,
+            "retry_after": sorted({int(r) for code, _, r in results if code == 503 and r is not None})}
 
 
 #: Chromium flags for a quiet headless run on a closed network (no background connections, no GPU)

@@ -43,7 +43,7 @@ def test_schemathesis_all_checks_pass(service):
                "--report", "junit", "--report-dir", str(folder / "report")]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.deploy.schemathesis_hooks",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    run = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout
     log = (folder / "server.log").read_text()
