@@ -586,7 +586,7 @@ def _models():
         runtime: str
         classes: list[str]
         workers: int
-        threads: int = Field(description="intra-op threads of each prediction")
+        threads: int = Field(description="intra-op threads of each prediction (0: not set by the service)")
         running: int
         queued: int
         in_flight: int = Field(description="running + queued")
