@@ -188,7 +188,7 @@ def load_predictor(path: str | os.PathLike, *, classes=None, threads: int | None
     from ..train import load_checkpoint
     from .export import _in_channels, deployable
 
-    model, config = load_checkpoint(path)                  # safetensors / weights_only: never unpickles
+    model, config = load_checkpoint(path)    # safetensors: no pickle; a .pt: torch's restricted weights_only unpickler
     wrapped = deployable(model)
     channels = _in_channels(wrapped)
     with torch.no_grad():
