@@ -132,6 +132,73 @@ class InstanceFolder(torch.utils.data.Dataset):
         return img, target
 
 
+class CocoInstances(torch.utils.data.Dataset):
+    """A COCO instance-segmentation file (``annotations.json``) and its images, as torchvision detection pairs.
+
+    Reads what the course writes with ``python -m segcourse data build`` (and what most annotation tools
+    export): ``images`` with ``id``, ``file_name``, ``height``, ``width``; ``annotations`` with
+    ``image_id``, ``category_id``, ``segmentation`` (polygons, RLE or compressed RLE, decoded by
+    :func:`segcourse.data.coco.annotation_to_mask`), ``iscrowd``. Crowd annotations are skipped.
+
+    Boxes are re-derived from the decoded masks with ``masks_to_boxes`` -- ``x2, y2`` the last column
+    and row, the convention of :class:`InstanceFolder` -- so the COCO ``bbox`` ``[x, y, w, h]`` (with
+    ``w = x2 - x1 + 1`` for a mask's pixels) becomes ``[x, y, x + w - 1, y + h - 1]``; the tests check that.
+    ``labels`` are the ``category_id`` values (``category_ids`` maps them to 1..K if given).
+
+    Args:
+        annotation_file: the COCO JSON file.
+        image_dir: the folder of ``file_name``; default ``images/`` beside the JSON file.
+        transform: optional ``transform(image, target) -> (image, target)``.
+        category_ids: optional ``{category_id: label}``.
+        min_pixels: objects with fewer pixels are dropped.
+
+    ``dataset[i]`` is ``(image (3, H, W) float in [0, 1], target)`` with ``image_id`` the COCO id.
+    """
+
+    def __init__(self, annotation_file: str | os.PathLike, image_dir: str | os.PathLike | None = None,
+                 transform: Callable | None = None, category_ids: dict[int, int] | None = None, min_pixels: int = 1):
+        import json
+
+        path = Path(annotation_file)
+        if not path.is_file():
+            raise ValueError(f"no COCO annotation file at {path}")
+        coco = json.loads(path.read_text())
+        for key in ("images", "annotations"):
+            if key not in coco:
+                raise ValueError(f"{path} is not a COCO instance file: no '{key}' list")
+        self.image_dir = Path(image_dir) if image_dir is not None else path.parent / "images"
+        self.images = sorted(coco["images"], key=lambda im: im["id"])
+        self.annotations: dict[int, list[dict]] = {im["id"]: [] for im in self.images}
+        for ann in coco["annotations"]:
+            if ann["image_id"] not in self.annotations:
+                raise ValueError(f"{path}: annotation {ann.get('id')} refers to image {ann['image_id']}, not in 'images'")
+            self.annotations[ann["image_id"]].append(ann)
+        self.transform, self.category_ids, self.min_pixels = transform, category_ids, int(min_pixels)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from .coco import annotation_to_mask
+
+        info = self.images[i]
+        h, w = int(info["height"]), int(info["width"])
+        with Image.open(self.image_dir / Path(info["file_name"]).name) as im:
+            image = np.array(im.convert("RGB"))
+        if image.shape[:2] != (h, w):
+            raise ValueError(f"{info['file_name']}: image is {image.shape[:2]}, the COCO file says {(h, w)}")
+        anns = [a for a in self.annotations[info["id"]] if not a.get("iscrowd", 0)]
+        masks = torch.from_numpy(np.stack([annotation_to_mask(a, h, w) for a in anns]).astype(np.uint8)) if anns \
+            else torch.zeros((0, h, w), dtype=torch.uint8)
+        cats = [int(a["category_id"]) for a in anns]
+        labels = torch.tensor([self.category_ids[c] if self.category_ids else c for c in cats], dtype=torch.int64)
+        target = _finish(masks, labels, int(info["id"]), self.min_pixels)
+        img = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
+        if self.transform is not None:
+            img, target = self.transform(img, target)
+        return img, target
+
+
 def instance_dataset(name: str = "cells", split: str = "train", count: int | None = None, size=None,
                      seed: int = 0, transform: Callable | None = None, min_pixels: int = 1, **knobs) -> InstanceFolder:
     """:class:`InstanceFolder` over a synthetic split, built on disk first if needed (:func:`ensure_dataset`)."""

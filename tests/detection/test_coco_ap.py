@@ -73,7 +73,7 @@ def test_box_iou_matrix_is_the_coco_iou_of_inclusive_boxes():
 
     a = np.array([[0.0, 0, 9, 9], [5, 5, 14, 20]])                     # pixels 0..9: a 10 x 10 box
     b = np.array([[0.0, 0, 4, 9], [20, 20, 21, 21]])
-    to_xywh = lambda x: np.c_[x[:, :2], x[:, 2:] - x[:, :2] + 1]        # noqa: E731
+    to_xywh = lambda x: np.c_[x[:, :2], x[:, 2:] - x[:, :2] + 1]
     ref = mask_utils.iou(to_xywh(a).tolist(), to_xywh(b).tolist(), [0, 0])
     np.testing.assert_allclose(box_iou_matrix(a, b), ref)
     assert box_iou_matrix(a, b)[0, 0] == 0.5                               # half of the 10 x 10 box

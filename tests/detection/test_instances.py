@@ -104,3 +104,41 @@ def test_instances_that_leave_the_image_are_dropped():
 def test_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="instances/"):
         InstanceFolder(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["cells", "shapes"])
+def test_coco_instances_reads_back_what_build_writes(name, tmp_path):
+    from segcourse.data import ensure_dataset
+    from segcourse.data.instances import CocoInstances
+
+    root = ensure_dataset(name, "val", count=3, size=64, root=tmp_path)
+    folder, coco = InstanceFolder(root), CocoInstances(root / "annotations.json")
+    assert len(coco) == len(folder)
+    raw = json.loads((root / "annotations.json").read_text())
+    for i in range(len(coco)):
+        (img_a, a), (img_b, b) = coco[i], folder[i]
+        torch.testing.assert_close(img_a, img_b)
+        key = lambda t: sorted(zip(t["boxes"].tolist(), t["labels"].tolist(), t["area"].tolist()))  # noqa: E731
+        assert key(a) == key(b)
+        # the COCO bbox [x, y, w, h] is [x1, y1, x2 - x1 + 1, y2 - y1 + 1] of the inclusive boxes
+        anns = [x for x in raw["annotations"] if x["image_id"] == a["image_id"]]
+        xywh = sorted(tuple(x["bbox"]) for x in anns)
+        assert xywh == sorted((x1, y1, x2 - x1 + 1, y2 - y1 + 1) for x1, y1, x2, y2 in a["boxes"].tolist())
+
+
+def test_coco_instances_errors_and_empty_images(tmp_path):
+    from PIL import Image
+
+    from segcourse.data.instances import CocoInstances
+
+    with pytest.raises(ValueError, match="no COCO annotation file"):
+        CocoInstances(tmp_path / "missing.json")
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    (tmp_path / "c.json").write_text(json.dumps({"images": [{"id": 7, "file_name": "a.png", "height": 5, "width": 6}],
+                                                 "annotations": [], "categories": []}))
+    image, t = CocoInstances(tmp_path / "c.json")[0]
+    assert image.shape == (3, 5, 6) and t["boxes"].shape == (0, 4) and t["masks"].shape == (0, 5, 6) and t["image_id"] == 7
+    (tmp_path / "d.json").write_text(json.dumps({"images": [], "annotations": [{"id": 1, "image_id": 3}]}))
+    with pytest.raises(ValueError, match="image 3"):
+        CocoInstances(tmp_path / "d.json")
