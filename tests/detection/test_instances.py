@@ -118,7 +118,7 @@ def test_coco_instances_reads_back_what_build_writes(name, tmp_path):
     for i in range(len(coco)):
         (img_a, a), (img_b, b) = coco[i], folder[i]
         torch.testing.assert_close(img_a, img_b)
-        key = lambda t: sorted(zip(t["boxes"].tolist(), t["labels"].tolist(), t["area"].tolist()))  # noqa: E731
+        key = lambda t: sorted(zip(t["boxes"].tolist(), t["labels"].tolist(), t["area"].tolist()))
         assert key(a) == key(b)
         # the COCO bbox [x, y, w, h] is [x1, y1, x2 - x1 + 1, y2 - y1 + 1] of the inclusive boxes
         anns = [x for x in raw["annotations"] if x["image_id"] == a["image_id"]]
