@@ -41,8 +41,8 @@ def coco_segm(preds, targets, threshold=0.5):
 def coco_precision(preds, targets, iou_type="segm", area_rng=(0.0, 1e10), threshold=0.5):
     """pycocotools' ``COCOeval(iouType)`` accumulated ``precision[T, R, K]`` for one area range (maxDets 100).
 
-    Boxes: the course's ``xyxy`` with inclusive ``x2, y2`` go to COCO as ``[x1, y1, x2 - x1 + 1, y2 - y1 + 1]``
-    for the detections; the ground truth's ``bbox`` is pycocotools' own ``toBbox`` of the mask.
+    Boxes: the course's ``xyxy`` with continuous edges go to COCO as ``[x1, y1, x2 - x1, y2 - y1]`` for the
+    detections; the ground truth's ``bbox`` is pycocotools' own ``toBbox`` of the mask.
     """
     images, anns, dets = [], [], []
     labels = sorted({int(x) for e in list(preds) + list(targets) for x in e["labels"]})
@@ -56,7 +56,7 @@ def coco_precision(preds, targets, iou_type="segm", area_rng=(0.0, 1e10), thresh
         for k, (s, lab) in enumerate(zip(p["scores"], p["labels"])):
             if iou_type == "bbox":
                 x1, y1, x2, y2 = (float(v) for v in p["boxes"][k])
-                dets.append({"image_id": i, "category_id": int(lab), "bbox": [x1, y1, x2 - x1 + 1, y2 - y1 + 1],
+                dets.append({"image_id": i, "category_id": int(lab), "bbox": [x1, y1, x2 - x1, y2 - y1],
                              "score": float(s)})
             else:
                 m = np.asarray(p["masks"][k]).reshape(h, w)

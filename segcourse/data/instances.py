@@ -6,16 +6,22 @@ A split of ``cells`` or ``shapes`` on disk (see :mod:`segcourse.data.build`) hol
 detection models take (``torchvision.models.detection``, and its ``references/detection``):
 
 * image: float ``(3, H, W)`` in ``[0, 1]``;
-* target: ``boxes`` float32 ``(N, 4)`` ``[x1, y1, x2, y2]`` from ``torchvision.ops.masks_to_boxes``
-  (so ``x2``/``y2`` are the last column/row of the object, inclusive, as torchvision's PennFudan
-  tutorial and ``paste_masks_in_image`` assume), ``labels`` int64 ``(N,)`` (the object's class id,
+* target: ``boxes`` float32 ``(N, 4)`` ``[x1, y1, x2, y2]`` with **continuous edges**: pixel ``i`` covers
+  ``[i, i + 1)``, so an object on columns ``a .. b`` has ``x1 = a``, ``x2 = b + 1`` (``masks_to_boxes``, which
+  gives the last column ``b``, plus one). That is the convention of ``torchvision.transforms.v2``'s
+  ``BoundingBoxes``, of torchvision's COCO reference scripts (``x2 = x + w``), of detectron2
+  (``BitMasks.get_bounding_boxes``) and of COCO's ``bbox`` (``w = x2 - x1``). torchvision's PennFudan tutorial
+  feeds ``masks_to_boxes`` as it is (one pixel short); on ``cells`` that costs the 28 x 28 mask head's
+  crop-and-paste part of its ceiling (:func:`segcourse.detection.evaluate.crop_and_paste_ceiling` with
+  ``box_offset=-1``) and the trained model mask AP (``docs/benchmarks.md``).
+  ``labels`` int64 ``(N,)`` (the object's class id,
   0 is background), ``masks`` uint8 ``(N, H, W)``, ``image_id`` int, ``area`` float32 ``(N,)`` (pixels),
   ``iscrowd`` int64 ``(N,)`` zeros.
 
 An image with no object gives ``boxes (0, 4)``, ``labels (0,)``, ``masks (0, H, W)`` -- the shapes
 torchvision's models accept for a background-only image (they then learn only "no object").
-Objects whose box would be degenerate (one pixel wide or tall: ``x2 == x1`` in the inclusive
-convention) are dropped, since torchvision's training refuses boxes without positive width/height.
+Every object of at least one pixel has a box of positive width and height (torchvision's training
+refuses boxes without), so only ``min_pixels`` drops objects.
 
 :class:`InstanceAugment` applies geometric augmentation to image, masks and boxes together
 (``torchvision.transforms.v2`` with ``tv_tensors``), then re-derives the boxes from the transformed
@@ -65,9 +71,10 @@ def _finish(masks: torch.Tensor, labels: torch.Tensor, image_id: int, min_pixels
     area = masks.flatten(1).sum(1) if len(masks) else torch.zeros(0, dtype=torch.int64)
     keep = area >= max(int(min_pixels), 1)
     masks, labels, area = masks[keep], labels[keep], area[keep]
-    boxes = masks_to_boxes(masks).to(torch.float32) if len(masks) else torch.zeros((0, 4), dtype=torch.float32)
-    ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])       # positive width and height
-    masks, labels, area, boxes = masks[ok], labels[ok], area[ok], boxes[ok]
+    if len(masks):   # continuous edges: the last column / row plus one
+        boxes = masks_to_boxes(masks).to(torch.float32) + torch.tensor([0.0, 0.0, 1.0, 1.0])
+    else:
+        boxes = torch.zeros((0, 4), dtype=torch.float32)
     return {"boxes": boxes, "labels": labels.to(torch.int64), "masks": masks.to(torch.uint8).reshape(-1, h, w),
             "image_id": int(image_id), "area": area.to(torch.float32), "iscrowd": torch.zeros(len(labels), dtype=torch.int64)}
 
@@ -140,9 +147,9 @@ class CocoInstances(torch.utils.data.Dataset):
     ``image_id``, ``category_id``, ``segmentation`` (polygons, RLE or compressed RLE, decoded by
     :func:`segcourse.data.coco.annotation_to_mask`), ``iscrowd``. Crowd annotations are skipped.
 
-    Boxes are re-derived from the decoded masks with ``masks_to_boxes`` -- ``x2, y2`` the last column
-    and row, the convention of :class:`InstanceFolder` -- so the COCO ``bbox`` ``[x, y, w, h]`` (with
-    ``w = x2 - x1 + 1`` for a mask's pixels) becomes ``[x, y, x + w - 1, y + h - 1]``; the tests check that.
+    Boxes are re-derived from the decoded masks, with continuous edges as in :class:`InstanceFolder`
+    (``masks_to_boxes`` plus one), so the COCO ``bbox`` ``[x, y, w, h]`` of a mask's pixels becomes
+    ``[x, y, x + w, y + h]``; the tests check that.
     ``labels`` are the ``category_id`` values (``category_ids`` maps them to 1..K if given).
 
     Args:

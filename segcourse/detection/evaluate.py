@@ -176,7 +176,7 @@ def crop_and_paste_ceiling(targets, size: int = 28, box_offset: float = 0.0) -> 
         targets: torchvision targets (``boxes (N, 4)`` xyxy, ``masks (N, H, W)``, ``labels (N,)``).
         size: the mask head's resolution (28 in Mask R-CNN).
         box_offset: added to ``x2, y2`` before the crop and paste: 0 uses the boxes as given (the course's
-            inclusive ``masks_to_boxes`` boxes), 1 the continuous edges ``x2 + 1`` -- to compare the two.
+            continuous edges), -1 the pixel indices of ``masks_to_boxes`` -- to compare the two conventions.
 
     Returns:
         one dict per image: ``boxes`` (the true boxes), ``masks`` ``(N, H, W)`` bool, ``scores`` ``(N,)``

@@ -102,12 +102,11 @@ def _check_entry(entry: Any, i: int, what: str, keys: Sequence[str],
 
 
 def box_iou_matrix(boxes_a: Any, boxes_b: Any) -> np.ndarray:
-    """Pairwise IoU of two stacks of ``xyxy`` boxes whose ``x2, y2`` are the last pixel (inclusive).
+    """Pairwise IoU of two stacks of ``xyxy`` boxes with continuous edges (area ``(x2 - x1) * (y2 - y1)``).
 
-    The convention of the course's targets (``torchvision.ops.masks_to_boxes``): a box ``[x1, y1, x2, y2]``
-    covers pixels ``x1 .. x2``, i.e. the continuous interval ``[x1, x2 + 1)`` -- COCO's ``bbox``
-    ``[x1, y1, x2 - x1 + 1, y2 - y1 + 1]`` (pycocotools' ``toBbox`` of the mask). IoU is then that of
-    the continuous boxes, as pycocotools' ``iou`` of the ``xywh`` boxes.
+    The convention of the course's targets (:mod:`segcourse.data.instances`: pixel ``i`` covers
+    ``[i, i + 1)``) and of COCO: the box is COCO's ``bbox`` ``[x1, y1, x2 - x1, y2 - y1]`` (for a mask,
+    pycocotools' ``toBbox``), and the IoU is pycocotools' ``iou`` of those ``xywh`` boxes.
 
     Args:
         boxes_a: ``(N, 4)``; boxes_b: ``(M, 4)``.
@@ -115,8 +114,8 @@ def box_iou_matrix(boxes_a: Any, boxes_b: Any) -> np.ndarray:
     Returns:
         ``(N, M)`` float64.
     """
-    a = _np(boxes_a).astype(np.float64).reshape(-1, 4) + np.array([0.0, 0.0, 1.0, 1.0])
-    b = _np(boxes_b).astype(np.float64).reshape(-1, 4) + np.array([0.0, 0.0, 1.0, 1.0])
+    a = _np(boxes_a).astype(np.float64).reshape(-1, 4)
+    b = _np(boxes_b).astype(np.float64).reshape(-1, 4)
     wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
     inter = wh[..., 0] * wh[..., 1]
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
@@ -145,8 +144,8 @@ def mask_ap(pred: Sequence[dict], target: Sequence[dict], *,
         mask_threshold: binarise floating prediction masks as ``mask > mask_threshold``; ``0.5`` is
             the threshold torchvision's reference scripts use for Mask R-CNN's probabilities. ``None``
             (the default) refuses soft masks with a message, so a threshold is always a stated choice.
-        iou_type: ``"segm"`` (mask IoU) or ``"bbox"``: box IoU of ``xyxy`` boxes whose ``x2, y2`` are the
-            last pixel (the course's targets, from ``masks_to_boxes``), see :func:`box_iou_matrix`.
+        iou_type: ``"segm"`` (mask IoU) or ``"bbox"``: IoU of ``xyxy`` boxes with continuous edges (the
+            course's targets; COCO's ``bbox``), see :func:`box_iou_matrix`.
         area_ranges: extra ``{name: (low, high)}`` object-size ranges in pixels of area (both ends
             included, as pycocotools); each adds ``map_<name>``. A ground-truth object outside the range
             (area = its mask's pixels) is ignored, a detection matched to it too, an unmatched detection
@@ -227,7 +226,7 @@ def _precision(preds: list[dict], gts: list[dict], labels: list[int], area_range
                 continue
             if iou_type == "bbox":
                 b = p["boxes"][order].astype(np.float64)
-                dt_area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+                dt_area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
                 ious = box_iou_matrix(b, g["boxes"][gsel])
             else:
                 dt_area = p["masks"][order].sum(axis=(1, 2)).astype(np.float64)

@@ -36,7 +36,7 @@ def _noisy_predictions(targets, seed):
             m = np.zeros(t["masks"].shape[-2:], bool)
             m[y:y + s, x:x + s] = True
             masks.append(m)
-            boxes.append(np.array([x, y, x + s - 1, y + s - 1], float))
+            boxes.append(np.array([x, y, x + s, y + s], float))
         n = len(masks)
         h, w = t["masks"].shape[-2:]
         preds.append({"masks": torch.from_numpy(np.array(masks).reshape(n, h, w)),
@@ -68,12 +68,12 @@ def test_ap_per_threshold_and_size_equal_pycocotools(shapes_targets, iou_type, s
         assert ours[f"map_{name}"] == pytest.approx(want, abs=1e-12, nan_ok=True), name
 
 
-def test_box_iou_matrix_is_the_coco_iou_of_inclusive_boxes():
+def test_box_iou_matrix_is_the_coco_iou_of_xywh_boxes():
     from pycocotools import mask as mask_utils
 
-    a = np.array([[0.0, 0, 9, 9], [5, 5, 14, 20]])                     # pixels 0..9: a 10 x 10 box
-    b = np.array([[0.0, 0, 4, 9], [20, 20, 21, 21]])
-    to_xywh = lambda x: np.c_[x[:, :2], x[:, 2:] - x[:, :2] + 1]
+    a = np.array([[0.0, 0, 10, 10], [5, 5, 15, 21]])                    # pixels 0..9: a 10 x 10 box
+    b = np.array([[0.0, 0, 5, 10], [20, 20, 22, 22]])
+    to_xywh = lambda x: np.c_[x[:, :2], x[:, 2:] - x[:, :2]]
     ref = mask_utils.iou(to_xywh(a).tolist(), to_xywh(b).tolist(), [0, 0])
     np.testing.assert_allclose(box_iou_matrix(a, b), ref)
     assert box_iou_matrix(a, b)[0, 0] == 0.5                               # half of the 10 x 10 box
