@@ -13,7 +13,7 @@ detection models take (``torchvision.models.detection``, and its ``references/de
   (``BitMasks.get_bounding_boxes``) and of COCO's ``bbox`` (``w = x2 - x1``). torchvision's PennFudan tutorial
   feeds ``masks_to_boxes`` as it is (one pixel short); on ``cells`` that costs the 28 x 28 mask head's
   crop-and-paste part of its ceiling (:func:`segcourse.detection.evaluate.crop_and_paste_ceiling` with
-  ``box_offset=-1``) and the trained model mask AP (``docs/benchmarks.md``).
+  ``box_offset=-1``) and the trained model mask AP (``benchmarks/box_convention.py``).
   ``labels`` int64 ``(N,)`` (the object's class id,
   0 is background), ``masks`` uint8 ``(N, H, W)``, ``image_id`` int, ``area`` float32 ``(N,)`` (pixels),
   ``iscrowd`` int64 ``(N,)`` zeros.
