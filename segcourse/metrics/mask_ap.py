@@ -130,7 +130,7 @@ COCO_AREA_RANGES = {"small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "larg
 
 def mask_ap(pred: Sequence[dict], target: Sequence[dict], *,
             mask_threshold: float | None = None, iou_type: str = "segm",
-            area_ranges: dict[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+            area_ranges: dict[str, tuple[float, float]] | None = None, per_threshold: bool = False) -> dict[str, Any]:
     """COCO mask AP (or box AP) of instance predictions over a dataset.
 
     Args:
@@ -151,11 +151,13 @@ def mask_ap(pred: Sequence[dict], target: Sequence[dict], *,
             (area = its mask's pixels) is ignored, a detection matched to it too, an unmatched detection
             outside the range (area = its mask's pixels, or ``w * h`` of its box for ``"bbox"``) is ignored:
             pycocotools' ``areaRng`` rule. :data:`COCO_AREA_RANGES` holds COCO's small/medium/large.
+        per_threshold: also return ``map_per_iou``, ``{0.5: AP, 0.55: AP, ..., 0.95: AP}`` (each averaged
+            over classes): where along the IoU axis a model loses its AP.
 
     Returns:
         dict with ``map`` (mean over IoU 0.50:0.05:0.95 and classes), ``map_50``, ``map_75``
-        (floats; NaN when there is no ground truth at all), ``ap_per_iou`` (the 10 APs at
-        0.50, 0.55, ..., 0.95, each averaged over classes), ``map_<name>`` for each area range, and
+        (floats; NaN when there is no ground truth at all), ``map_per_iou`` if ``per_threshold``,
+        ``map_<name>`` for each area range, and
         ``map_per_class`` (``{label: AP}`` for every label seen in targets or predictions; NaN for
         labels with no ground truth).
 
@@ -196,9 +198,10 @@ def mask_ap(pred: Sequence[dict], target: Sequence[dict], *,
         "map": mean_valid(p_all),
         "map_50": mean_valid(p_all[0]),
         "map_75": mean_valid(p_all[5]),
-        "ap_per_iou": [mean_valid(p_all[t]) for t in range(len(IOU_THRESHOLDS))],
         "map_per_class": {label: mean_valid(p_all[:, :, k]) for k, label in enumerate(labels)},
     }
+    if per_threshold:
+        out["map_per_iou"] = {round(float(t), 2): mean_valid(p_all[ti]) for ti, t in enumerate(IOU_THRESHOLDS)}
     for name in area_ranges or {}:
         out[f"map_{name}"] = mean_valid(precision[name])
     return out

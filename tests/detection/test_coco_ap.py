@@ -59,10 +59,10 @@ def test_ap_per_threshold_and_size_equal_pycocotools(shapes_targets, iou_type, s
     areas = torch.cat([t["area"] for t in shapes_targets])
     lo, hi = float(areas.quantile(1 / 3)), float(areas.quantile(2 / 3))
     ranges = {"a": (0.0, lo), "b": (lo, hi), "c": (hi, 1e10), **COCO_AREA_RANGES}
-    ours = mask_ap(preds, shapes_targets, iou_type=iou_type, area_ranges=ranges)
+    ours = mask_ap(preds, shapes_targets, iou_type=iou_type, area_ranges=ranges, per_threshold=True)
     ref = coco_precision(preds, shapes_targets, iou_type)
     assert ours["map"] == pytest.approx(_mean_valid(ref), abs=1e-12)
-    assert ours["ap_per_iou"] == pytest.approx([_mean_valid(ref[t]) for t in range(len(IOU_THRESHOLDS))], abs=1e-12, nan_ok=True)
+    assert list(ours["map_per_iou"].values()) == pytest.approx([_mean_valid(ref[t]) for t in range(len(IOU_THRESHOLDS))], abs=1e-12, nan_ok=True)
     for name, rng in ranges.items():
         want = _mean_valid(coco_precision(preds, shapes_targets, iou_type, area_rng=rng))
         assert ours[f"map_{name}"] == pytest.approx(want, abs=1e-12, nan_ok=True), name
@@ -77,6 +77,12 @@ def test_box_iou_matrix_is_the_coco_iou_of_xywh_boxes():
     ref = mask_utils.iou(to_xywh(a).tolist(), to_xywh(b).tolist(), [0, 0])
     np.testing.assert_allclose(box_iou_matrix(a, b), ref)
     assert box_iou_matrix(a, b)[0, 0] == 0.5                               # half of the 10 x 10 box
+
+
+def test_default_keys_are_unchanged(shapes_targets):
+    """Lesson 07 prints the whole result: the extras appear only when asked for."""
+    perfect = [{**t, "scores": torch.ones(len(t["labels"]))} for t in shapes_targets]
+    assert set(mask_ap(perfect, shapes_targets)) == {"map", "map_50", "map_75", "map_per_class"}
 
 
 def test_true_boxes_and_masks_score_one(shapes_targets):
@@ -97,9 +103,9 @@ def test_crop_and_paste_ceiling(shapes_targets):
         torch.testing.assert_close(c["scores"], (inter / union).float())
     # with the oracle ranking, AP at threshold t is (up to COCO's 101 recall points) the share of objects
     # whose round trip keeps IoU >= t
-    ap = mask_ap(ceiling, shapes_targets)
+    ap = mask_ap(ceiling, shapes_targets, per_threshold=True)
     scores = torch.cat([c["scores"] for c in ceiling])
     labels = torch.cat([t["labels"] for t in shapes_targets])
     for ti, thr in enumerate(IOU_THRESHOLDS):
         shares = [float((scores[labels == k] >= thr).float().mean()) for k in labels.unique()]
-        assert ap["ap_per_iou"][ti] == pytest.approx(np.mean(shares), abs=0.02)
+        assert ap["map_per_iou"][round(float(thr), 2)] == pytest.approx(np.mean(shares), abs=0.02)
