@@ -214,15 +214,18 @@ def check_cross_validation(folder: Path) -> str:
             f"({want[first]['min']:.4f}–{want[first]['max']:.4f})")
 
 
-@_rubric("report")
-def check_report(folder: Path) -> str:
-    """``report.md`` exists with every section, and every figure it links (the required ones included) exists."""
-    import re
-
+def _report_text(folder: Path) -> tuple[Path, str]:
+    """The delivered ``report.md``: its path and text (``CheckFailed`` when it is missing)."""
     path = folder / REPORT
     if not path.is_file():
         raise CheckFailed(f"{path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    return path, path.read_text(encoding="utf-8")
+
+
+@_rubric("report")
+def check_report(folder: Path) -> str:
+    """``report.md`` exists with every section, and every figure it links (the required ones included) exists."""
+    path, text = _report_text(folder)
     headings = set(re.findall(r"^##\s+(.+?)\s*$", text, flags=re.MULTILINE))
     missing = [s for s in SECTIONS if s not in headings]
     if missing:
@@ -383,10 +386,7 @@ def check_service(folder: Path, timeout: float = 90) -> str:
 @_rubric("error analysis")
 def check_error_analysis(folder: Path) -> str:
     """The report's written interpretation of the errors is there to grade (the instructor grades it)."""
-    path = folder / REPORT
-    if not path.is_file():
-        raise CheckFailed(f"{path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    path, text = _report_text(folder)
     match = re.search(r"^##\s+Error analysis\s*$(.*?)(?=^##\s|\Z)", text, flags=re.MULTILINE | re.DOTALL)
     if not match:
         raise CheckFailed(f"{path.name} has no section '## Error analysis' (your interpretation of the errors)")
