@@ -86,7 +86,7 @@ test: $(TEST_STAMP)
 
 # ruff (version pinned in requirements/test.txt, rules in pyproject.toml) over the code and the solution notebooks.
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check segcourse coursetools tests benchmarks solutions
+	$(BIN)/ruff check segcourse coursetools tests benchmarks solutions course.py
 
 # The >>> examples in the docstrings of segcourse and coursetools: offline, on synthetic data (setup in ./conftest.py).
 test-doctests: $(TEST_STAMP)

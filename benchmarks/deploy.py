@@ -4,14 +4,15 @@
     python benchmarks/deploy.py --size 512 --threads 2 --markdown
     python benchmarks/deploy.py --checkpoint ckpt/unet.safetensors   # a trained model instead of random weights
     python benchmarks/deploy.py --service --markdown     # also: the HTTP service at 1, 8 and 50 clients
+    python benchmarks/deploy.py --service-only --markdown    # only the HTTP service, with its default settings
 
 All variants run in one process on the same input with the same number of threads, timed in turn
 (round robin, so load from other processes hits each alike): the script prints each one's median
 latency and its ratio to eager PyTorch (goal for ONNX Runtime float32: <= 0.8), and what each
 costs in accuracy against the float model: the largest logit difference and the share of pixels
 whose class changes. With ``--service`` it then starts ``python -m segcourse serve`` on the ONNX
-model (127.0.0.1, a free port, stopped by PID) and reports requests per second and p50/p95 latency
-at 1, 8 and 50 concurrent clients. Figures go to docs/benchmarks.md.
+model with its default settings (workers x threads <= cores; 127.0.0.1, a free port, stopped by PID)
+and reports requests per second and p50/p95 latency at 1, 8 and 50 concurrent clients. Figures go to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main(argv=None):
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--service", action="store_true", help="also load-test the HTTP service")
+    parser.add_argument("--service-only", action="store_true", help="only load-test the HTTP service")
     parser.add_argument("--service-size", type=int, default=128, help="side of the uploaded image (default 128)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -55,6 +57,9 @@ def main(argv=None):
     x, calib = images[:args.batch], images[args.batch:]
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(model, Path(tmp) / "unet.onnx")
+        if args.service_only:
+            _print_service(*_service(fp32, tiles["images"][0], args), args)
+            return
         variants = {
             "eager PyTorch": lambda v: model(v),
             "ONNX Runtime fp32": OnnxPredictor(fp32, threads=args.threads),
@@ -65,7 +70,7 @@ def main(argv=None):
                 threads=args.threads),
         }
         if args.service:
-            service_rows = _service(fp32, tiles["images"][0], args)
+            service_rows, health = _service(fp32, tiles["images"][0], args)
         times = {name: [] for name in variants}
         with torch.no_grad():
             reference = model(x)
@@ -93,13 +98,22 @@ def main(argv=None):
         for name, ms, ratio, diff, changed in rows:
             print(f"{name:27s} {ms:8.1f} ms  ratio {ratio:.2f}  max|diff| {diff:.1e}  class changed {changed:.3%}")
     if args.service:
-        print(f"\nservice: ONNX Runtime fp32, 2 worker threads, {args.threads} intra-op thread(s), "
-              f"{args.service_size}x{args.service_size} PNG uploads, PNG mask answers")
-        print("| clients | requests | answered 200 | 503 | requests/s | p50 (ms) | p95 (ms) |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for r in service_rows:
-            print(f"| {r['clients']} | {r['requests']} | {r['ok']} | {r['busy']} | {r['rps']:.1f} | "
-                  f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
+        _print_service(service_rows, health, args)
+
+
+def _print_service(rows, health, args):
+    import os
+    import platform
+
+    print(f"\nservice: ONNX Runtime fp32, default settings: {health['workers']} workers x {health['threads']} "
+          f"intra-op thread(s), queue {health['capacity'] - health['workers']} for {health['queue_timeout_s']:g} s; "
+          f"{args.service_size}x{args.service_size} PNG uploads, PNG mask answers; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print("| clients | requests | answered 200 | 503 | requests/s | p50 (ms) | p95 (ms) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['clients']} | {r['requests']} | {r['ok']} | {r['busy']} | {r['rps']:.1f} | "
+              f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
 
 
 def _service(onnx_path, image, args):
@@ -109,12 +123,15 @@ def _service(onnx_path, image, args):
 
     tile = np.ascontiguousarray(image[:args.service_size, :args.service_size])
     payload = png_bytes(tile)
+    import httpx
+
     rows = []
-    with ServiceProcess(onnx_path, "--workers", "2", "--max-pending", "64", threads=args.threads) as service:
+    with ServiceProcess(onnx_path, threads=None) as service:                            # the default settings
         load_test(service.url, payload, clients=2, requests=4)                          # warm-up
         for clients in (1, 8, 50):
             rows.append(load_test(service.url, payload, clients=clients, requests=max(20, 2 * clients)))
-    return rows
+        health = httpx.get(service.url + "/health").json()
+    return rows, health
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Used by ``tests/coursetools/test_glossary.py`` and the instructor pack.
 
-**The glossary.** ``docs/glossary.md`` has one ``## Lesson NN — ...`` section per lesson and, under it,
-one ``### <English term>`` heading per term (the heading gives the term its anchor, as GitHub and
+**The glossary.** ``docs/glossary.md`` has one ``## Lesson NN — ...`` section per lesson (and a last
+``## Across lessons`` section for terms that several lessons use and no lesson's key points introduce: their
+``lesson`` is :data:`ACROSS`, and no terms line lists them) and, under it, one ``### <English term>`` heading per term (the heading gives the term its anchor, as GitHub and
 MyST's ``myst_heading_anchors`` slug it: ``### Otsu's method`` -> ``#otsus-method``). The first
 line under a heading starts with the Chinese term in bold and may name English variants after
 ``*also:*``::
@@ -41,6 +42,10 @@ KEY_POINTS_HEADINGS = ("Key points", "Summary")
 TERMS_PREFIX = f"**Terms** ([glossary · 术语表]({LINK_BASE})): "
 
 _LESSON = re.compile(r"^## Lesson (\d{2})\b")
+#: The section of terms that several lessons use and none introduces in its key points (no terms line carries them).
+_ACROSS = re.compile(r"^## Across lessons\b")
+#: The ``lesson`` of a term of that section.
+ACROSS = ""
 _TERM = re.compile(r"^### (.+?)\s*$")
 _CHINESE = re.compile(r"^\*\*([^*]+)\*\*")
 _ALSO = re.compile(r"\*also:\*\s*(.+)$")
@@ -78,6 +83,9 @@ def parse(text: str) -> list[Term]:
         if match := _LESSON.match(line):
             lesson = match.group(1)
             continue
+        if _ACROSS.match(line):
+            lesson = ACROSS
+            continue
         if line.startswith("## "):
             lesson = None
             continue
@@ -85,7 +93,8 @@ def parse(text: str) -> list[Term]:
             continue
         english = match.group(1)
         if lesson is None:
-            raise ValueError(f"glossary line {i + 1}: term {english!r} is not under a '## Lesson NN' heading")
+            raise ValueError(f"glossary line {i + 1}: term {english!r} is not under a '## Lesson NN' "
+                             f"(or '## Across lessons') heading")
         following = next((ln for ln in lines[i + 1:] if ln.strip()), "")
         chinese = _CHINESE.match(following)
         if not chinese:

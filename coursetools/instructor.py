@@ -13,7 +13,10 @@ notebooks, so that they cannot drift from the lessons:
     as ``make course`` prints it; by default the speed stored with the solutions),
   - plus the **exercises done in class** (the variant's choice; the others are homework),
 
-  rounded up to 5 minutes and laid out on a day of four 90-minute sessions (09:00-16:30).
+  rounded up to 5 minutes and laid out on a day of four 90-minute sessions (09:00-16:30). The lessons of each
+  plan are chosen by :func:`plan`: in the order of :data:`PRIORITY`, each with the lessons its
+  ``**Prerequisites:**`` line names, taught after them; the time left is filled with more exercises. A new
+  lesson needs only its notebook (time, exercises, prerequisites).
 * the generated blocks of ``docs/instructor/lessons.md`` (between ``<!-- generated:begin NN -->`` and
   ``<!-- generated:end NN -->``): times, exercises, objectives and key points, copied from each lesson.
   Everything outside the blocks (where to pause, discussion questions, learner errors) is written by hand;
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -61,6 +65,7 @@ class Lesson:
     speed: float | None  # images/s the stamp was measured at
     objectives: list[str] = field(default_factory=list)
     key_points: list[str] = field(default_factory=list)
+    prerequisites: tuple[str, ...] = ()  # lesson numbers from its "**Prerequisites:**" line
 
     @property
     def exercise_minutes(self) -> int:
@@ -80,6 +85,39 @@ class Lesson:
         if speed and self.speed:
             seconds = seconds * self.speed / speed
         return math.ceil(seconds / 60)
+
+
+_PREREQUISITES = re.compile(r"\*\*Prerequisites:\*\*(.*?)(?=\*\*Time:\*\*|\n\s*\n|$)", re.DOTALL)
+_LESSON_NUMBER = re.compile(r"(?<![\w.])\d{2}(?![\w.])")
+#: A sentence of the prerequisites that says a lesson is optional ("Lesson 04 helps but is not needed").
+_OPTIONAL = re.compile(r"not needed|optional|helps but", re.IGNORECASE)
+
+
+def prerequisites(first_cell: str, number: str = "") -> tuple[str, ...]:
+    """The lessons that the first cell's ``**Prerequisites:**`` line names, in order, without ``number`` itself.
+
+    A number counts when the sentence that holds it follows the word "lesson" (``lesson 00``, ``lessons 04 (...), 06
+    (...) and 07``); a sentence that says it is optional ("helps but is not needed") is left out.
+
+    >>> prerequisites("**Prerequisites:** lessons 04 (U-Net), 06 and 07 (IoU). Lesson 02 helps but is not needed.\\n")
+    ('04', '06', '07')
+    >>> prerequisites("**Prerequisites:** Python and NumPy. **Time:** about 20 minutes.")
+    ()
+    """
+    match = _PREREQUISITES.search(first_cell)
+    if not match:
+        return ()
+    found: list[str] = []
+    for sentence in re.split(r"(?<=[.;])\s+", " ".join(match.group(1).split())):
+        if _OPTIONAL.search(sentence):
+            continue
+        words = re.search(r"\blessons?\b", sentence, re.IGNORECASE)
+        if not words:
+            continue
+        for n in _LESSON_NUMBER.findall(sentence[words.start():]):
+            if n != number and n not in found:
+                found.append(n)
+    return tuple(found)
 
 
 def _title(first_cell: str) -> str:
@@ -143,7 +181,8 @@ def load_lessons(solutions: Path | None = None) -> list[Lesson]:
             number=path.name[:2], stem=path.stem, title=_title(first), stated_minutes=learner_minutes(nb, path.name),
             stated_exercise_minutes=int(split.group(2)) if split else None,
             exercises=by_lesson.get(int(path.name[:2]), []), seconds=stamp.get("seconds"),
-            speed=stamp.get("speed_img_per_s"), objectives=objectives(first), key_points=key_point_items(nb)))
+            speed=stamp.get("speed_img_per_s"), objectives=objectives(first), key_points=key_point_items(nb),
+            prerequisites=prerequisites(first, path.name[:2])))
     return lessons
 
 
@@ -154,22 +193,26 @@ SESSIONS = [((9 * 60, 10 * 60 + 30), "coffee break"), ((10 * 60 + 45, 12 * 60 + 
             ((13 * 60 + 15, 14 * 60 + 45), "coffee break"), ((15 * 60, 16 * 60 + 30), None)]
 #: An activity is not started with less than this many minutes left before a break.
 MIN_PIECE = 15
+#: Minutes of questions and catch-up that the extra exercises leave free on each day (the room always runs late).
+RESERVE = 15
+
+
+#: The order in which the lessons are chosen for a workshop too short for all of them (each lesson comes with the
+#: lessons its "**Prerequisites:**" line names, recursively): first the path from a threshold to a served model and
+#: the capstone, then the other architectures. A lesson not named here (a new one) ranks after these, by number:
+#: it needs only its notebook (its time, exercises and prerequisites are read from it).
+PRIORITY = ("00", "01", "04", "07", "10", "11", "05", "08", "09")
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A workshop format: how many days, which lessons (None: all), which exercises in class."""
+    """A workshop format: its name and how many days; the lessons are chosen by :data:`PRIORITY`."""
 
     name: str
     days: int
-    lessons: tuple[str, ...] | None
-    summary: str
 
 
-ONE_DAY = Variant("One day", 1, ("00", "01", "03", "04", "07", "10"),
-                  "From a threshold to a served U-Net: lessons 00, 01, 03, 04, 07 and 10 (the rest is self-study).")
-TWO_DAY = Variant("Two days", 2, None, "Every lesson, in order, as far as two days go.")
-VARIANTS = (ONE_DAY, TWO_DAY)
+VARIANTS = (Variant("One day", 1), Variant("Two days", 2))
 
 
 def in_class(lesson: Lesson) -> list[tuple[str, str, int, str]]:
@@ -185,15 +228,20 @@ def _round5(minutes: int) -> int:
     return 5 * math.ceil(minutes / 5)
 
 
-def activities(lessons: list[Lesson], speed: float | None = None) -> list[tuple[str, str, int]]:
-    """``(lesson label, what, minutes)`` in order: a walk-through (and run) then the in-class exercises."""
+def activities(lessons: list[Lesson], speed: float | None = None,
+               exercises: dict[str, list] | None = None) -> list[tuple[str, str, int]]:
+    """``(lesson label, what, minutes)`` in order: a walk-through (and run) then the in-class exercises.
+
+    Args:
+        exercises: the exercises done in class per lesson number (default: :func:`in_class`).
+    """
     out = []
     for lesson in lessons:
         label = f"{lesson.number} {lesson.title.split(':')[0]}"
         run = lesson.run_minutes(speed)
         out.append((label, f"walk-through and run ({lesson.walkthrough_minutes} + {run} min)",
                     _round5(lesson.walkthrough_minutes + run)))
-        chosen = in_class(lesson)
+        chosen = in_class(lesson) if exercises is None else exercises.get(lesson.number, [])
         if chosen:
             names = ", ".join(e[0] for e in chosen)
             out.append((label, f"exercise{'s' if len(chosen) > 1 else ''} {names}", _round5(sum(e[2] for e in chosen))))
@@ -208,8 +256,9 @@ def lay_out(items: list[tuple[str, str, int]], days: int) -> list[list[tuple[str
     """Place ``items`` on ``days`` workshop days: ``[[(time range, lesson, what), ...] per day]``.
 
     An item longer than what is left of a session continues after the break; an item is not started in the
-    last ``MIN_PIECE`` minutes before a break, nor when it would not end the same day (a lesson is not left
-    half-done overnight). Each session's remaining time is for questions and catch-up.
+    last ``MIN_PIECE`` minutes before a break, nor when it would not end the same day, and a lesson (the
+    consecutive items with the same label) is not started when all of it would not end the same day (a lesson is
+    not left half-done overnight). Each session's remaining time is for questions and catch-up.
 
     Raises:
         ValueError: the items do not fit in ``days`` days (the message says how many minutes are left over).
@@ -223,7 +272,10 @@ def lay_out(items: list[tuple[str, str, int]], days: int) -> list[list[tuple[str
             rest_of_day = sum(e - s for (s, e), _a in SESSIONS[k + 1:])
             while queue:
                 label, what, minutes, started = queue[0]
-                if end - t < min(MIN_PIECE, minutes) or (not started and minutes > end - t + rest_of_day):
+                whole = minutes   # a lesson's first item: the lesson's items together must end the same day
+                if not started and (not rows or rows[-1][1] != label):
+                    whole = sum(q[2] for q in itertools.takewhile(lambda q, first=label: q[0] == first, queue))
+                if end - t < min(MIN_PIECE, minutes) or (not started and whole > end - t + rest_of_day):
                     break
                 piece = min(minutes, end - t)
                 continued = minutes - piece
@@ -247,14 +299,113 @@ def lay_out(items: list[tuple[str, str, int]], days: int) -> list[list[tuple[str
     return schedule
 
 
-def longest_schedule(lessons: list[Lesson], days: int, speed: float | None = None) -> tuple[list, int]:
-    """The layout of the longest run of ``lessons`` (from the first) that fits in ``days``, and its length."""
-    for n in range(len(lessons), -1, -1):
-        try:
-            return lay_out(activities(lessons[:n], speed), days), n
-        except ValueError:
+def teaching_order(lessons: list[Lesson]) -> list[Lesson]:
+    """``lessons`` in number order, except that a lesson comes after the prerequisites it names among them.
+
+    Raises:
+        ValueError: the prerequisites form a cycle (the message names the lessons).
+    """
+    numbers = {lesson.number for lesson in lessons}
+    done: list[Lesson] = []
+    waiting = sorted(lessons, key=lambda lesson: lesson.number)
+    while waiting:
+        ready = next((lesson for lesson in waiting
+                      if all(p in {d.number for d in done} for p in lesson.prerequisites if p in numbers)), None)
+        if ready is None:
+            raise ValueError("the lessons' prerequisites form a cycle: " + ", ".join(
+                f"{lesson.number} needs {', '.join(lesson.prerequisites)}" for lesson in waiting))
+        done.append(ready)
+        waiting.remove(ready)
+    return done
+
+
+def with_prerequisites(number: str, by_number: dict[str, Lesson]) -> set[str]:
+    """``number`` and every lesson it needs, recursively (prerequisites that are not lessons here are ignored)."""
+    found, todo = set(), [number]
+    while todo:
+        n = todo.pop()
+        if n in by_number and n not in found:
+            found.add(n)
+            todo += list(by_number[n].prerequisites)
+    return found
+
+
+_LEVELS = {"warm-up": 0, "core": 1, "stretch": 2}
+
+
+@dataclass
+class Plan:
+    """A workshop: the lessons taught (in teaching order), their in-class exercises, the days, what is left."""
+
+    lessons: list[Lesson]
+    exercises: dict[str, list]
+    days: list[list[tuple[str, str, str]]]
+    left_out: list[Lesson]
+
+
+def plan(lessons: list[Lesson], days: int, speed: float | None = None,
+         priority: tuple[str, ...] = PRIORITY) -> Plan:
+    """Choose and lay out the lessons of a ``days``-day workshop.
+
+    In ``priority`` order (lessons not named there after, by number), each lesson is added together with its
+    prerequisites (:func:`with_prerequisites`) when all of it still fits (:func:`lay_out`, in
+    :func:`teaching_order`, with the :func:`in_class` exercises); a lesson that does not fit is skipped and the
+    next ones are tried, so a shorter one can fill the time. Then the time left is filled with more exercises of
+    the chosen lessons (by priority; warm-ups, then core, then stretch), each kept only when everything still fits
+    and every day keeps :data:`RESERVE` minutes of questions and catch-up (or what it had, if less).
+    A lesson is never taught without its prerequisites.
+    """
+    by_number = {lesson.number: lesson for lesson in lessons}
+    rank = {n: i for i, n in enumerate(priority)}
+    ranked = sorted(lessons, key=lambda lesson: (rank.get(lesson.number, len(priority)), lesson.number))
+
+    def attempt(numbers: set[str], exercises: dict[str, list] | None):
+        taught = teaching_order([by_number[n] for n in numbers])
+        return taught, lay_out(activities(taught, speed, exercises), days)
+
+    chosen: set[str] = set()
+    for lesson in ranked:
+        wanted = chosen | with_prerequisites(lesson.number, by_number)
+        if wanted != chosen:
+            try:
+                attempt(wanted, None)
+                chosen = wanted
+            except ValueError:
+                continue
+    exercises = {n: in_class(by_number[n]) for n in chosen}
+    free = [sum(free_slots(day)) for day in attempt(chosen, exercises)[1]]
+    for lesson in ranked:
+        if lesson.number not in chosen:
             continue
-    raise AssertionError("unreachable: no lessons always fit")
+        for extra in sorted(lesson.exercises, key=lambda e: _LEVELS.get(e[1], 3)):
+            if extra in exercises[lesson.number]:
+                continue
+            trial = {**exercises, lesson.number: [e for e in lesson.exercises
+                                                  if e in exercises[lesson.number] or e == extra]}
+            try:
+                trial_free = [sum(free_slots(day)) for day in attempt(chosen, trial)[1]]
+            except ValueError:
+                continue
+            if all(f >= min(RESERVE, was) for f, was in zip(trial_free, free)):
+                exercises, free = trial, trial_free
+    taught, layout = attempt(chosen, exercises)
+    return Plan(taught, exercises, layout, [lesson for lesson in lessons if lesson.number not in chosen])
+
+
+def priority_order(lessons: list[Lesson], priority: tuple[str, ...] = PRIORITY) -> list[str]:
+    """The lesson numbers in the order :func:`plan` considers them."""
+    rank = {n: i for i, n in enumerate(priority)}
+    return [lesson.number for lesson in sorted(lessons, key=lambda x: (rank.get(x.number, len(priority)), x.number))]
+
+
+def free_slots(day: list[tuple[str, str, str]]) -> list[int]:
+    """The minutes of each "questions, catch-up" slot of a laid-out day."""
+    out = []
+    for t, _label, what in day:
+        if what == "questions, catch-up":
+            a, b = (int(x[:2]) * 60 + int(x[3:]) for x in t.split("–"))
+            out.append(b - a)
+    return out
 
 
 def render_schedule(lessons: list[Lesson], speed: float | None = None) -> str:
@@ -269,13 +420,14 @@ def render_schedule(lessons: list[Lesson], speed: float | None = None) -> str:
            "",
            ("Generated from the lessons: each slot is the lesson's stated time minus its exercise time "
            "(the walk-through), plus the time its cells took in the quick-mode run stored with the solutions "
-           f"({speed_text}), plus the exercises done in class (every warm-up, or the first exercise when a "
-           "lesson has no warm-up), rounded up to 5 minutes. The other exercises are homework. On the room's "
+           f"({speed_text}), plus the exercises done in class (at least every warm-up, or the first exercise when a "
+           "lesson has no warm-up; a plan adds more where its days have time), rounded up to 5 minutes. The other "
+           "exercises are homework. On the room's "
            "machines, run `make course` the day before: it prints this machine's speed; then "
            "`python -m coursetools instructor schedule --speed S --out schedule-room.md` gives the times for that room."),
            "", "## The lessons' times", "",
            ("| # | lesson | stated (min) | exercises stated (min) | walk-through (min) | quick-mode run (s) | "
-           "in class | homework |"),
+           "in class (at least) | homework (at most) |"),
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     notes = []
     for lesson in lessons:
@@ -292,21 +444,33 @@ def render_schedule(lessons: list[Lesson], speed: float | None = None) -> str:
                          f"minutes for the walk-through, which is short: plan longer, or take the exercises as homework.")
     if notes:
         out += ["", *[f"* {n}" for n in notes]]
+    out += ["", "## How the lessons are chosen", "",
+            ("Each plan considers the lessons in this order of priority: " + ", ".join(priority_order(lessons)) +
+             " (from a threshold to a served model and the capstone first, then the other architectures; the lessons "
+             "that `PRIORITY` does not name last). "
+             "A lesson comes with every lesson its **Prerequisites** line names, and is left out when it does not fit "
+             "with them; lessons are taught after their prerequisites (otherwise in number order). The time left "
+             "is then filled with more of the chosen lessons' exercises (warm-ups, then core, then stretch), "
+             f"keeping at least {RESERVE} minutes of questions and catch-up a day."),
+            ("A lesson added to the course needs nothing here: its notebook's time, exercises and prerequisites are "
+             "read from it, and it ranks after the lessons named in `coursetools/instructor.py`'s `PRIORITY`.")]
     for variant in VARIANTS:
-        chosen = [lesson for lesson in lessons if variant.lessons is None or lesson.number in variant.lessons]
-        days, fitted = longest_schedule(chosen, variant.days, speed)
-        out += ["", f"## {variant.name}", "", variant.summary]
-        if fitted < len(chosen):
-            out += ["", (f"At these times the lessons from {chosen[fitted].number} on do not fit in "
-                        f"{variant.days} day{'s' if variant.days > 1 else ''}: they are self-study (or make a day longer).")]
-        for d, rows in enumerate(days, 1):
+        p = plan(lessons, variant.days, speed)
+        moved = [lesson for i, lesson in enumerate(p.lessons)
+                 if any(earlier.number > lesson.number for earlier in p.lessons[:i])]
+        out += ["", f"## {variant.name}", "",
+                (f"Lessons {', '.join(lesson.number for lesson in p.lessons)}, taught in this order"
+                 + (" (" + "; ".join(f"{lesson.number} after {', '.join(q for q in lesson.prerequisites if q > lesson.number)}, "
+                                     f"which its prerequisites name" for lesson in moved) + ")" if moved else "")
+                 + ". In class: " + ", ".join(e[0] for lesson in p.lessons for e in p.exercises[lesson.number])
+                 + "; the other exercises are homework.")]
+        for d, rows in enumerate(p.days, 1):
             out += ["", f"### Day {d}" if variant.days > 1 else "### The day", "", "| time | lesson | what |",
                     "| --- | --- | --- |"]
             out += [f"| {t} | {label} | {what} |" for t, label, what in rows]
-        rest = [lesson for lesson in lessons if lesson not in chosen[:fitted]]
-        if rest:
+        if p.left_out:
             out += ["", "Self-study after the workshop: " +
-                    ", ".join(f"{lesson.number} {lesson.title.split(':')[0]}" for lesson in rest) + "."]
+                    ", ".join(f"{lesson.number} {lesson.title.split(':')[0]}" for lesson in p.left_out) + "."]
     return "\n".join(out) + "\n"
 
 

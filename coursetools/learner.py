@@ -15,7 +15,15 @@ solution is a region::
 which the learner notebook replaces, at the region's indentation, by
 ``raise NotImplementedError("Exercise 1.1: <title>")`` -- or, when the region holds
 ``# STUB: <code>`` lines, by those lines' code (for value answers such as
-``answer = None``). Markdown cells tagged ``solution`` are removed; cells tagged
+``answer = None``).
+
+A **project** (the capstone, lesson 11) leaves whole steps to the learner, not only small
+checked exercises: ``# BEGIN PROJECT <name>`` / ``# END PROJECT <name>`` mark a step of the
+solution (training, cross-validation, the report...) that the learner notebook replaces by the
+region's ``# STUB:`` lines (required: the scaffold the learner starts from, which must run as it
+is). Project regions are not registered exercises and have no ``check`` call: the project's rubric
+grades what they produce. A notebook with project regions gets a scaffold banner that does not
+link the worked solution. Markdown cells tagged ``solution`` are removed; cells tagged
 ``hint`` are kept, collapsed. Outputs and execution counts are cleared, a banner
 cell is added at the top, and the notebook is written with nbformat's stable JSON
 layout, so building twice gives identical bytes.
@@ -48,6 +56,8 @@ from . import checkout
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION (?P<id>\S+)[ \t]*$")
 _END = re.compile(r"^(?P<indent>[ \t]*)# END SOLUTION (?P<id>\S+)[ \t]*$")
+_PROJECT_BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN PROJECT (?P<id>[A-Za-z0-9_.-]+)[ \t]*$")
+_PROJECT_END = re.compile(r"^(?P<indent>[ \t]*)# END PROJECT (?P<id>[A-Za-z0-9_.-]+)[ \t]*$")
 _STUB = re.compile(r"^(?P<indent>[ \t]*)# STUB: (?P<code>.*?)[ \t]*$")
 _STUB_EMPTY = re.compile(r"^(?P<indent>[ \t]*)# STUB:[ \t]*$")  # an intentionally blank stub line
 # Anything that looks like an attempt at a marker (case-insensitive, anywhere on the line): a comment
@@ -63,7 +73,8 @@ def _looks_like_marker(line: str) -> bool:
         return True
     for match in _LOOSE_BEGIN_END.finditer(line):
         word, rest = match.group(2), match.group(3)
-        if word and (word.upper().startswith("SOL") or difflib.SequenceMatcher(None, word.upper(), "SOLUTION").ratio() >= 0.7):
+        if word and (word.upper().startswith(("SOL", "PROJ")) or any(
+                difflib.SequenceMatcher(None, word.upper(), target).ratio() >= 0.7 for target in ("SOLUTION", "PROJECT"))):
             return True
         if not word and _ID_ONLY.match(rest):
             return True
@@ -170,6 +181,7 @@ def transform_notebook(nb, name: str, lesson: int, registry: dict[str, Exercise]
 
     errors: list[str] = []
     seen: dict[str, str] = {}
+    projects: dict[str, str] = {}
     out_cells = []
     check_calls: set[str] = set()
 
@@ -204,9 +216,43 @@ def transform_notebook(nb, name: str, lesson: int, registry: dict[str, Exercise]
         open_id = open_indent = None
         open_line = 0
         region: list[str] = []
+        project_id = None
+        project_line = 0
+        project: list[str] = []
         for n, line in enumerate(lines, 1):
             begin, end = _BEGIN.match(line), _END.match(line)
             stub = _STUB.match(line) or _STUB_EMPTY.match(line)
+            p_begin, p_end = _PROJECT_BEGIN.match(line), _PROJECT_END.match(line)
+            if p_begin:
+                if project_id is not None or open_id is not None:
+                    err(index, n, f"'# BEGIN PROJECT {p_begin['id']}' inside an open region; regions cannot be nested")
+                    continue
+                if p_begin["id"] in projects:
+                    err(index, n, f"project step {p_begin['id']} has a second region (the first is at "
+                                  f"{projects[p_begin['id']]})")
+                projects.setdefault(p_begin["id"], f"cell {index}, line {n}")
+                project_id, project_line, project = p_begin["id"], n, []
+                continue
+            if p_end:
+                if project_id is None or p_end["id"] != project_id:
+                    err(index, n, f"'# END PROJECT {p_end['id']}' without a matching '# BEGIN PROJECT {p_end['id']}'")
+                    continue
+                stubs = [f"{m['indent']}{m.groupdict().get('code') or ''}".rstrip()
+                         for m in (_STUB.match(x) or _STUB_EMPTY.match(x) for x in project) if m]
+                if not stubs:
+                    err(index, n, f"project step {project_id} has no '# STUB:' lines: give the scaffold the learner "
+                                  "starts from (it must run as it is)")
+                out_lines.extend(stubs)
+                project_id = None
+                continue
+            if project_id is not None:
+                if begin or end:
+                    err(index, n, f"an exercise region inside the project step {project_id} (opened at line "
+                                  f"{project_line}); regions cannot be nested")
+                elif _looks_like_marker(line) and not stub:
+                    err(index, n, f"this looks like a marker but is not exactly one: {line.strip()!r}")
+                project.append(line)
+                continue
             if begin:
                 ex_id = begin["id"]
                 if open_id is not None:
@@ -253,6 +299,10 @@ def transform_notebook(nb, name: str, lesson: int, registry: dict[str, Exercise]
                 region.append(line)
             else:
                 out_lines.append(line)
+        if project_id is not None:
+            err(index, project_line, f"project step {project_id} is never closed in this cell (missing "
+                                     f"'# END PROJECT {project_id}'; a region cannot span cells)")
+            continue
         if open_id is not None:
             err(index, open_line, f"region {open_id} is never closed in this cell (missing '# END SOLUTION {open_id}'; "
                                   f"a region cannot span cells)")
@@ -282,20 +332,28 @@ def transform_notebook(nb, name: str, lesson: int, registry: dict[str, Exercise]
         learner.metadata["kernelspec"] = copy.deepcopy(meta["kernelspec"])
     if "language_info" in meta and "name" in meta["language_info"]:
         learner.metadata["language_info"] = {"name": meta["language_info"]["name"]}
-    learner.cells = [_banner(name, sorted(seen, key=lambda i: int(i.split(".")[1])), registry)] + out_cells
+    learner.cells = [_banner(name, sorted(seen, key=lambda i: int(i.split(".")[1])), registry,
+                             scaffold=bool(projects))] + out_cells
     for i, cell in enumerate(learner.cells):
         if "id" not in cell or not cell["id"]:
             cell["id"] = hashlib.sha1(f"{name}:{i}".encode()).hexdigest()[:8]
     return learner, list(seen), errors
 
 
-def _banner(name: str, ids: list[str], registry: dict[str, Exercise]):
+def _banner(name: str, ids: list[str], registry: dict[str, Exercise], *, scaffold: bool = False):
     import nbformat
 
-    lines = [
-        (f"> **Learner version.** This notebook is generated from [`solutions/{name}`](../solutions/{name}), where every "
-         f"exercise is solved; write your answers here and run each `check(...)` cell to see how you did."),
-    ]
+    if scaffold:
+        lines = [("> **Project scaffold.** This notebook gives you the data, the folds, the baseline, the formats of "
+                  "what you hand in and the grading cell; the cells marked *Your turn* hold only a starting point, and "
+                  "the work (training, cross-validation, the final model, the export, the serving, the report) is "
+                  "yours. Run it unchanged and the grading cell lists everything that is still missing. The brief: "
+                  "[`docs/capstone.md`](../docs/capstone.md).")]
+    else:
+        lines = [
+            (f"> **Learner version.** This notebook is generated from [`solutions/{name}`](../solutions/{name}), where "
+             f"every exercise is solved; write your answers here and run each `check(...)` cell to see how you did."),
+        ]
     if ids:
         listed = "; ".join(f"{i} {registry[i].title} ({registry[i].level}, ~{registry[i].minutes} min)"
                            for i in ids if i in registry)

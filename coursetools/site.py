@@ -246,7 +246,8 @@ def write_sources(src: Path, root: Path | None = None) -> list[dict]:
         "# segcourse: image segmentation, hands-on", "", intro, "",
         ("Each lesson is a Jupyter notebook. These pages show the solved notebooks with the outputs of a real "
          "quick-mode run on a 2-core CPU (exercise solutions and hints are folded); each page links the notebook "
-         "to download. Clone the repository and run `make lab` to work through them."), "",
+         "to download. Clone the repository and run `make lab` (without `make`, e.g. on Windows: "
+         "`python course.py lab`) to work through them."), "",
         "## Course map", "", _course_map(lessons), "",
         "```{toctree}", ":hidden:", ":maxdepth: 1", ":caption: Lessons", "",
         *[f"lessons/{lesson['stem']}" for lesson in lessons], "```", "",

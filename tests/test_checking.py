@@ -23,11 +23,13 @@ def test_the_three_kinds_of_check_report_the_same_type(tmp_path):
 
 
 def test_a_rubric_check_fails_by_raising_check_failed(tmp_path):
-    from segcourse.capstone.checks import _rubric
+    from segcourse.capstone.checks import POINTS, RubricResult, _rubric
 
-    @_rubric("demo")
+    @_rubric("report")
     def check_demo(folder):
         raise CheckFailed(f"{folder.name}: expected a file")
 
     result = check_demo(tmp_path)
-    assert result == CheckResult("demo", False, f"{tmp_path.name}: expected a file")
+    assert isinstance(result, CheckResult) and isinstance(result, RubricResult)
+    assert (result.name, result.passed, result.message) == ("report", False, f"{tmp_path.name}: expected a file")
+    assert (result.points, result.earned) == (POINTS["report"], 0)

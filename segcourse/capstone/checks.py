@@ -1,29 +1,41 @@
-"""The capstone's rubric, as code: one ``check_*`` per deliverable, and :func:`grade`.
+"""The capstone's rubric, as code: one ``check_*`` per deliverable, :data:`POINTS`, and :func:`grade`.
 
 Each check takes a report folder (see :mod:`segcourse.capstone.report`) and returns a
 :class:`~segcourse.checking.CheckResult` (name, passed, a message naming the file or value and what was expected);
-a check never raises: whatever goes wrong inside it is its failure message. The checks re-verify
-what is cheap to re-verify: the split and the fold summary are recomputed from their parts, the
-ONNX file is compared with the checkpoint again, and the served model is started again from the
-folder's ONNX file and asked for a mask.
+a check never raises: whatever goes wrong inside it is its failure message.
 
-======================  ===============================================================================
-rubric item             passes when
-======================  ===============================================================================
-split                   the test split and the CV pool are disjoint and cover every image; the folds
-                        partition the pool (every image in exactly one validation fold), k >= 2
-cross-validation        k folds recorded, each with every metric, finite, in [0, 1]; the summary's mean and
-                        standard deviation equal those recomputed from the folds
-report                  ``report.md`` has every section, and every figure it links exists and is a PNG
-                        (the per-fold, example and served-vs-eager figures among them)
-per-class and boundary  IoU and Dice for every class, consistent (Dice = 2 IoU / (1 + IoU) from one
-                        confusion matrix); Boundary IoU in [0, 1] and HD95 finite
-test target             test mIoU and foreground Dice at least the targets (:data:`TARGETS`)
-ONNX parity             ``model.onnx`` matches the checkpoint ``model.safetensors`` in PyTorch within
-                        :data:`PARITY_TOLERANCE` on an even and an odd size
-served model            the lesson 10 service, started on ``model.onnx`` (127.0.0.1, a free port), answers
-                        ``POST /predict`` with the sample image's mask, equal to the in-process ONNX one
-======================  ===============================================================================
+**The rubric recomputes what it grades.** The test scores are not read from the learner's ``results.json`` (a
+file anyone can edit): the grader regenerates the brief's test images (:func:`segcourse.capstone.task.test_data`,
+deterministic from the data set's seeds, never taken from the folder), runs the delivered ``model.onnx`` on
+them, scores it, scores the Otsu baseline on the same images, and judges the targets (baseline + margin) on those
+numbers; the reported numbers must agree with them. The split and the fold summary are recomputed from their
+parts, the ONNX file is compared with the checkpoint again, and the served model is started again from the
+folder's ONNX file and asked for a mask. One part is not a script's to judge: the written interpretation of
+the errors is graded by the instructor (the script checks only that it is there).
+
+======================  ======  ===============================================================================
+rubric item             points  passes when
+======================  ======  ===============================================================================
+split                   10      k >= 2 non-empty validation folds partitioning the pool, by a named scheme
+                                (``shuffled``, ``blocks``, ``groups``); a volume (ISBI 2012) needs ``blocks``
+                                or ``groups``
+cross-validation        15      k folds recorded, each with every metric, finite, in [0, 1]; the summary's mean
+                                and standard deviation equal those recomputed from the folds
+report                  10      ``report.md`` has every section, and every figure it links exists and is a PNG
+                                (the per-fold, example and served-vs-eager figures among them)
+per-class and boundary  10      the grader's own test scores of ``model.onnx``: IoU and Dice for every class,
+                                Boundary IoU, HD95; the reported ones equal them within :data:`AGREEMENT`
+test target             20      the grader's test scores at least the targets: the Otsu baseline on the same
+                                test images plus :data:`segcourse.capstone.task.MARGINS`
+ONNX parity             10      ``model.onnx`` matches the checkpoint ``model.safetensors`` in PyTorch within
+                                :data:`PARITY_TOLERANCE` on an even and an odd size
+served model            10      the lesson 10 service, started on ``model.onnx`` (127.0.0.1, a free port),
+                                answers ``POST /predict`` with the sample image's mask, equal to the ONNX one
+error analysis          15      graded by the instructor (:data:`ERROR_ANALYSIS_GUIDE`); the script checks that
+                                the section is written (at least :data:`MIN_WORDS` words, no placeholder)
+======================  ======  ===============================================================================
+
+Total 100 points: 85 given by the script, 15 by the instructor.
 """
 
 from __future__ import annotations
@@ -32,7 +44,9 @@ import functools
 import io
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,39 +54,64 @@ import numpy as np
 from ..checking import CheckFailed, CheckResult
 from .report import FIGURES, REPORT, REQUIRED_FIGURES, SECTIONS, read_results
 
-#: Quality targets on the held-out test set, per mode (smoke mode trains one epoch: nothing to judge). Quick mode
-#: measured test mIoU 0.959-0.969 and Dice 0.966-0.974 over three seed offsets, and still 0.923 / 0.935 in an early
-#: run whose training a busy machine cut short; full mode (a GPU) is not measured yet and gets the quick targets.
-TARGETS = {"smoke": {"miou": 0.0, "fg_dice": 0.0},
-           "quick": {"miou": 0.90, "fg_dice": 0.92},
-           "full": {"miou": 0.90, "fg_dice": 0.92}}
 #: Largest |ONNX Runtime - PyTorch| logit difference accepted.
 PARITY_TOLERANCE = 1e-4
+#: Largest difference accepted between a reported test score and the grader's (another CPU may flip a few pixels).
+AGREEMENT = 0.005
 ONNX_FILE, CHECKPOINT_FILE, SAMPLE_FILE = "model.onnx", "model.safetensors", "sample.png"
 ROUTE = "/predict"
+#: Points per rubric item (total 100); the last one is the instructor's.
+POINTS = {"split": 10, "cross-validation": 15, "report": 10, "per-class and boundary": 10, "test target": 20,
+          "ONNX parity": 10, "served model": 10, "error analysis": 15}
+#: The rubric items graded by a person, not by this module.
+BY_INSTRUCTOR = ("error analysis",)
+#: Fewest words the error analysis must have before it is worth an instructor's reading.
+MIN_WORDS = 60
+#: What the instructor grades in the error analysis (the brief prints it).
+ERROR_ANALYSIS_GUIDE = ("where the errors are (outlines, touching nuclei, dim or small nuclei, dust), read from the "
+                        "figures and the per-image scores; whether the masks are too large or too small; what the "
+                        "model does that the baseline does not, and where it is still no better; one change that "
+                        "would help, and how cross-validation (not the test set) would decide it")
+_PLACEHOLDER = re.compile(r"\bTODO\b|\bTBD\b|lorem ipsum", re.IGNORECASE)
+_VOLUMES = ("isbi2012",)
+
+
+@dataclass
+class RubricResult(CheckResult):
+    """A rubric item's verdict with its points: ``earned`` of ``points``; ``by`` is ``"script"`` or ``"instructor"``
+    (an instructor's item passes when it is there to grade, and earns nothing until graded)."""
+
+    points: int = 0
+    earned: int = 0
+    by: str = "script"
 
 
 def targets(mode: str | None = None) -> dict[str, float]:
-    """The test-set targets of ``mode`` (default: the current mode, :func:`segcourse.config.get_mode`)."""
-    from ..config import get_mode
+    """The test targets of ``mode`` (default: the current mode): the baseline's scores on the brief's test images
+    plus :data:`~segcourse.capstone.task.MARGINS` (none in smoke mode)."""
+    from . import task
 
-    mode = mode or get_mode()
-    if mode not in TARGETS:
-        raise ValueError(f"no targets for mode {mode!r}; expected one of {', '.join(TARGETS)}")
-    return dict(TARGETS[mode])
+    return task.targets(task.baseline(*task.test_data(mode)), mode)
 
 
 def _rubric(name: str) -> Callable:
-    """Turn ``fn(folder, ...) -> str`` (the pass message; raise :class:`CheckFailed` or anything to fail) into a check."""
+    """Turn ``fn(folder, ...) -> str`` (the pass message; raise :class:`CheckFailed` or anything to fail) into a check
+    returning a :class:`RubricResult` with the item's :data:`POINTS`."""
     def wrap(fn):
+        points, by = POINTS[name], "instructor" if name in BY_INSTRUCTOR else "script"
+
+        def result(passed: bool, message: str) -> RubricResult:
+            earned = points if passed and by == "script" else 0
+            return RubricResult(name, passed, message, points=points, earned=earned, by=by)
+
         @functools.wraps(fn)
-        def check(folder, *args, **kwargs) -> CheckResult:
+        def check(folder, *args, **kwargs) -> RubricResult:
             try:
-                return CheckResult(name, True, fn(Path(folder), *args, **kwargs))
+                return result(True, fn(Path(folder), *args, **kwargs))
             except CheckFailed as err:
-                return CheckResult(name, False, str(err))
+                return result(False, str(err))
             except Exception as err:  # noqa: BLE001 - a broken deliverable is a failed check, never a crash
-                return CheckResult(name, False, f"{type(err).__name__}: {err}")
+                return result(False, f"{type(err).__name__}: {err}")
         check.rubric_name = name
         return check
     return wrap
@@ -97,32 +136,52 @@ def _finite_unit(value, what: str) -> float:
 
 @_rubric("split")
 def check_split(folder: Path) -> str:
-    """The test split and the CV pool partition the images; the k folds partition the pool."""
+    """k >= 2 non-empty validation folds partition the pool, by a scheme that fits the data.
+
+    The pool is ``0 .. n-1`` (the brief fixes the test images); a split that also lists a ``test`` part of
+    the ``n`` images (:func:`~segcourse.capstone.crossval.make_split`) must hold it out: ``test + pool`` is each
+    image once.
+    """
+    from .crossval import SCHEMES
+
     split = _section(folder, "split")
     try:
-        n, k = int(split["n"]), int(split["k"])
-        test, pool, folds = list(split["test"]), list(split["pool"]), [list(f) for f in split["folds"]]
+        n, k, folds = int(split["n"]), int(split["k"]), [list(f) for f in split["folds"]]
+        test, pool = list(split.get("test", [])), list(split.get("pool", range(n)))
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckFailed(f"results.json split needs n, k, test, pool and folds: {err}") from None
+        raise CheckFailed(f"results.json split needs n, k and folds (crossval.make_folds writes them): {err}") from None
+    scheme = split.get("scheme", "shuffled")
+    if scheme not in SCHEMES:
+        raise CheckFailed(f"split: scheme is {scheme!r}; name how the folds were made, one of {', '.join(SCHEMES)} "
+                          "(crossval.make_folds)")
+    dataset = read_results(folder).get("data", {}).get("dataset")
+    if dataset in _VOLUMES and scheme == "shuffled":
+        raise CheckFailed(f"split: {dataset} is one volume of serial slices, and shuffled folds put a slice's "
+                          "neighbours in training (leakage); use scheme 'blocks' (with a gap) or 'groups'")
     if k < 2 or len(folds) != k:
         raise CheckFailed(f"split: k = {k} with {len(folds)} folds listed; expected k >= 2 folds, all listed")
     if set(test) & set(pool):
-        raise CheckFailed(f"split: {len(set(test) & set(pool))} images are both in the test split and the CV pool "
-                    f"(e.g. {sorted(set(test) & set(pool))[:3]}): the test split must be held out")
+        raise CheckFailed(f"split: {len(set(test) & set(pool))} images are both in the test part and the CV pool "
+                          f"(e.g. {sorted(set(test) & set(pool))[:3]}): the test images must be held out")
     everything = sorted(test + pool)
     if everything != list(range(n)):
-        raise CheckFailed(f"split: test + pool have {len(everything)} entries ({len(set(everything))} distinct), expected "
-                    f"each of the {n} images once")
+        raise CheckFailed(f"split: test + pool have {len(everything)} entries ({len(set(everything))} distinct), "
+                          f"expected each of the {n} images once")
+    if any(not f for f in folds):
+        raise CheckFailed("split: a validation fold is empty")
     in_folds = sorted(i for f in folds for i in f)
     if in_folds != sorted(pool):
         counts = {i: sum(i in f for f in folds) for i in pool}
         bad = [i for i, c in counts.items() if c != 1][:3]
-        raise CheckFailed(f"split: the validation folds do not partition the pool: images {bad} are in "
-                    f"{[counts[i] for i in bad]} folds (expected exactly one each)")
-    if any(not f for f in folds):
-        raise CheckFailed("split: a validation fold is empty")
-    return (f"{len(test)} test + {len(pool)} pool = {n} images; {k} folds of "
-            f"{'/'.join(str(len(f)) for f in folds)}, every pool image in exactly one")
+        raise CheckFailed(f"split: the validation folds do not partition the pool of {len(pool)} images: images {bad} "
+                          f"are in {[counts[i] for i in bad]} folds (expected exactly one each)")
+    for j, train in enumerate(split.get("train") or []):
+        if set(train) & set(folds[j]):
+            raise CheckFailed(f"split: fold {j} trains on {len(set(train) & set(folds[j]))} of its own validation "
+                              "images")
+    held = f"{len(test)} held out + " if test else ""
+    return (f"{held}{len(pool)} pool images in {k} {scheme} folds of {'/'.join(str(len(f)) for f in folds)}, every "
+            "pool image in exactly one")
 
 
 @_rubric("cross-validation")
@@ -155,15 +214,18 @@ def check_cross_validation(folder: Path) -> str:
             f"({want[first]['min']:.4f}–{want[first]['max']:.4f})")
 
 
-@_rubric("report")
-def check_report(folder: Path) -> str:
-    """``report.md`` exists with every section, and every figure it links (the required ones included) exists."""
-    import re
-
+def _report_text(folder: Path) -> tuple[Path, str]:
+    """The delivered ``report.md``: its path and text (``CheckFailed`` when it is missing)."""
     path = folder / REPORT
     if not path.is_file():
         raise CheckFailed(f"{path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    return path, path.read_text(encoding="utf-8")
+
+
+@_rubric("report")
+def check_report(folder: Path) -> str:
+    """``report.md`` exists with every section, and every figure it links (the required ones included) exists."""
+    path, text = _report_text(folder)
     headings = set(re.findall(r"^##\s+(.+?)\s*$", text, flags=re.MULTILINE))
     missing = [s for s in SECTIONS if s not in headings]
     if missing:
@@ -181,42 +243,93 @@ def check_report(folder: Path) -> str:
     return f"{path.name}: {len(SECTIONS)} sections, {len(links)} figures, all present"
 
 
+def _onnx_model(path: Path):
+    """``model.onnx`` as a module ``(N, 3, H, W) -> (N, C, H, W)`` logits (no parameters), for :func:`~.scoring.score`."""
+    from torch import nn
+
+    from ..deploy import OnnxPredictor
+
+    class OnnxModel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predictor = OnnxPredictor(path, threads=1)
+
+        def forward(self, images):
+            return self.predictor(images)
+
+    return OnnxModel()
+
+
+def measure(folder: str | os.PathLike, mode: str | None = None) -> dict:
+    """The grader's own numbers: ``{"test": scores of model.onnx, "baseline": Otsu's scores, "targets"}`` on the
+    brief's test images of ``mode`` (default: the current mode), regenerated here, never read from ``folder``.
+
+    Raises:
+        CheckFailed: ``model.onnx`` is missing.
+    """
+    from . import task
+    from .scoring import score
+
+    onnx_path = Path(folder) / ONNX_FILE
+    if not onnx_path.is_file():
+        raise CheckFailed(f"{onnx_path} does not exist: the test scores are computed from the delivered model")
+    images, target = task.test_data(mode)
+    base = task.baseline(images, target)
+    test = score(_onnx_model(onnx_path), images, target, num_classes=len(task.CLASSES), foreground=task.FOREGROUND)
+    return {"test": test, "baseline": base, "targets": task.targets(base, mode)}
+
+
+def _measured(folder: Path, measured: Mapping | None, mode: str | None) -> Mapping:
+    return measured if measured is not None else measure(folder, mode)
+
+
 @_rubric("per-class and boundary")
-def check_per_class_and_boundary(folder: Path) -> str:
-    """Per-class IoU and Dice for every class (consistent with each other), Boundary IoU and HD95."""
+def check_per_class_and_boundary(folder: Path, measured: Mapping | None = None, mode: str | None = None) -> str:
+    """The grader's test scores of ``model.onnx`` per class and at the boundary; the reported ones agree with them."""
+    from . import task
+
+    got = _measured(folder, measured, mode)["test"]
     test = _section(folder, "test")
     classes = _section(folder, "data").get("classes") or []
-    iou, dice = test.get("iou_per_class"), test.get("dice_per_class")
-    if not classes:
-        raise CheckFailed("results.json data has no class names")
-    if not isinstance(iou, list) or not isinstance(dice, list) or len(iou) != len(classes) \
-            or len(dice) != len(classes):
-        raise CheckFailed(f"test: expected iou_per_class and dice_per_class with one value per class "
-                    f"({len(classes)}: {', '.join(classes)})")
-    for name, i, d in zip(classes, iou, dice):
-        i, d = _finite_unit(i, f"test IoU of {name}"), _finite_unit(d, f"test Dice of {name}")
-        if not math.isclose(d, 2 * i / (1 + i), abs_tol=1e-6):
-            raise CheckFailed(f"test: {name} has IoU {i:.4f} and Dice {d:.4f}, but from one confusion matrix Dice = "
-                        f"2 IoU / (1 + IoU) = {2 * i / (1 + i):.4f}")
-    b = _finite_unit(test.get("boundary_iou"), "test Boundary IoU")
-    hd = test.get("hd95")
-    if isinstance(hd, bool) or not isinstance(hd, (int, float)) or not math.isfinite(hd) or hd < 0:
-        raise CheckFailed(f"test HD95 is {hd!r}, expected a finite distance >= 0 (pixels)")
-    return ", ".join(f"{n} IoU {i:.4f}" for n, i in zip(classes, iou)) + f"; Boundary IoU {b:.4f}, HD95 {hd:.2f} px"
+    if list(classes) != list(task.CLASSES):
+        raise CheckFailed(f"results.json data classes are {classes!r}, expected {list(task.CLASSES)} (the brief's data)")
+    for key in ("iou_per_class", "dice_per_class"):
+        reported = test.get(key)
+        if not isinstance(reported, list) or len(reported) != len(classes):
+            raise CheckFailed(f"test: expected {key} with one value per class ({len(classes)}: {', '.join(classes)})")
+        for name, r, g in zip(classes, reported, got[key]):
+            r = _finite_unit(r, f"reported test {key} of {name}")
+            if abs(r - g) > AGREEMENT:
+                raise CheckFailed(f"test: reported {key} of {name} is {r:.4f}, but model.onnx scores {g:.4f} on the "
+                                  f"brief's test images (accepted difference {AGREEMENT})")
+    for key in ("boundary_iou", "hd95"):
+        r = test.get(key)
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r):
+            raise CheckFailed(f"test {key} is {r!r}, expected a finite number")
+        tolerance = AGREEMENT if key == "boundary_iou" else max(AGREEMENT * 100, 0.5)
+        if abs(r - got[key]) > tolerance:
+            raise CheckFailed(f"test: reported {key} is {r:.4f}, but model.onnx gives {got[key]:.4f} on the brief's "
+                              f"test images (accepted difference {tolerance})")
+    return (", ".join(f"{n} IoU {i:.4f}" for n, i in zip(classes, got["iou_per_class"]))
+            + f"; Boundary IoU {got['boundary_iou']:.4f}, HD95 {got['hd95']:.2f} px (recomputed from model.onnx on "
+            f"{got['images']} test images; the report agrees)")
 
 
 @_rubric("test target")
-def check_test_target(folder: Path, wanted: Mapping[str, float] | None = None) -> str:
-    """Test mIoU and foreground Dice at least the targets (default: :func:`targets` of the current mode)."""
-    test = _section(folder, "test")
-    wanted = dict(wanted) if wanted is not None else targets()
+def check_test_target(folder: Path, wanted: Mapping[str, float] | None = None, measured: Mapping | None = None,
+                      mode: str | None = None) -> str:
+    """The grader's test scores of ``model.onnx`` at least the targets (default: the Otsu baseline + margins)."""
+    got = _measured(folder, measured, mode)
+    wanted = dict(wanted) if wanted is not None else dict(got["targets"])
+    base = got["baseline"]
     shown = []
     for key, target in wanted.items():
-        value = _finite_unit(test.get(key), f"test {key}")
-        if value < target:
-            raise CheckFailed(f"test {key} = {value:.4f}, expected >= {target}")
-        shown.append(f"{key} {value:.4f} >= {target}")
-    return "; ".join(shown)
+        value = float(got["test"][key])
+        if not value >= target:
+            raise CheckFailed(f"test {key} = {value:.4f} (recomputed from model.onnx), expected >= {target:.4f} "
+                              f"(baseline Otsu {base[key]:.4f} + {target - base[key]:.3f})")
+        shown.append(f"{key} {value:.4f} >= {target:.4f} (Otsu {base[key]:.4f})")
+    return "; ".join(shown) or f"no target in this mode (Otsu: nucleus Dice {base['fg_dice']:.4f})"
 
 
 @_rubric("ONNX parity")
@@ -270,42 +383,92 @@ def check_service(folder: Path, timeout: float = 90) -> str:
     return f"POST {ROUTE} {SAMPLE_FILE}: 200, mask {served.shape[0]}x{served.shape[1]} equal to the ONNX predictor's"
 
 
+@_rubric("error analysis")
+def check_error_analysis(folder: Path) -> str:
+    """The report's written interpretation of the errors is there to grade (the instructor grades it)."""
+    path, text = _report_text(folder)
+    match = re.search(r"^##\s+Error analysis\s*$(.*?)(?=^##\s|\Z)", text, flags=re.MULTILINE | re.DOTALL)
+    if not match:
+        raise CheckFailed(f"{path.name} has no section '## Error analysis' (your interpretation of the errors)")
+    body = match.group(1)
+    if _PLACEHOLDER.search(body):
+        raise CheckFailed(f"{path.name}: the error analysis still holds a placeholder ({_PLACEHOLDER.search(body)[0]!r})")
+    words = len(re.findall(r"[A-Za-z\u00C0-\u024F\u4e00-\u9fff]+", re.sub(r"!\[[^\]]*\]\([^)]*\)", "", body)))
+    if words < MIN_WORDS:
+        raise CheckFailed(f"{path.name}: the error analysis has {words} words, expected at least {MIN_WORDS}")
+    return f"{words} words written; to be graded by the instructor ({POINTS['error analysis']} points)"
+
+
 #: The rubric in order (what :func:`grade` runs).
 CHECKS = (check_split, check_cross_validation, check_report, check_per_class_and_boundary, check_test_target,
-          check_onnx_parity, check_service)
+          check_onnx_parity, check_service, check_error_analysis)
 
 
 def format_table(results: list[CheckResult]) -> str:
-    """The verdicts as a fixed-width table, one line per rubric item, and a last line with the total."""
+    """The verdicts as a fixed-width table, one line per rubric item, and the points at the end."""
     width = max(len(r.name) for r in results)
-    lines = [f"{'rubric item':{width}}  result  detail"]
-    lines += [f"{r.name:{width}}  {'pass' if r.passed else 'FAIL':6}  {r.message}" for r in results]
-    passed = sum(r.passed for r in results)
-    lines.append(f"{passed} of {len(results)} rubric items passed")
+    lines = [f"{'rubric item':{width}}  result  points  detail"]
+    for r in results:
+        points, earned, by = getattr(r, "points", 0), getattr(r, "earned", 0), getattr(r, "by", "script")
+        shown = f"?/{points}" if by == "instructor" else f"{earned}/{points}"
+        verdict = ("to grade" if r.passed else "FAIL") if by == "instructor" else ("pass" if r.passed else "FAIL")
+        lines.append(f"{r.name:{width}}  {verdict:8}  {shown:>6}  {r.message}")
+    script = [r for r in results if getattr(r, "by", "script") == "script"]
+    person = [r for r in results if getattr(r, "by", "script") == "instructor"]
+    lines.append(f"{sum(r.passed for r in script)} of {len(script)} script-graded items passed: "
+                 f"{sum(getattr(r, 'earned', 0) for r in script)} of {sum(getattr(r, 'points', 0) for r in script)} "
+                 "points")
+    for r in person:
+        lines.append(f"{r.name}: {r.points} points, to be graded by the instructor"
+                     + ("" if r.passed else " (nothing to grade yet: it earns 0 as it is)"))
+    lines.append(f"total: out of {sum(getattr(r, 'points', 0) for r in results)} points")
     return "\n".join(lines)
 
 
 def grade(folder: str | os.PathLike, wanted: Mapping[str, float] | None = None, *, serve: bool = True,
-          log: Callable[[str], None] | None = print) -> list[CheckResult]:
+          mode: str | None = None, log: Callable[[str], None] | None = print) -> list[RubricResult]:
     """Run every rubric check on the report ``folder`` and print the table.
 
+    The test scores are measured once (:func:`measure`: ``model.onnx`` on the regenerated test images) and shared
+    by the two checks that need them.
+
     Args:
-        folder: a report folder (:func:`~segcourse.capstone.report.write_report`).
-        wanted: test targets (default :func:`targets` of the current mode).
+        folder: a report folder (:func:`~segcourse.capstone.report.write_report`); a missing one fails every item.
+        wanted: test targets (default: the Otsu baseline + margins of ``mode``).
         serve: run the served-model check (starts the service in a subprocess for a few seconds).
+        mode: the mode whose test images and targets apply (default: the current mode; never the folder's).
         log: where the table goes (``None``: nowhere).
 
     Returns:
-        One :class:`CheckResult` per rubric item, in rubric order; ``all(results)`` when every one passed.
+        One :class:`RubricResult` per rubric item, in rubric order. The script's part passed when every item
+        with ``by == "script"`` passed; the instructor's item passes when there is something to grade.
     """
+    folder = Path(folder)
+    try:
+        measured = measure(folder, mode)
+    except Exception as err:  # noqa: BLE001 - the two checks that need it report it
+        measured, problem = None, f"{type(err).__name__}: {err}" if not isinstance(err, CheckFailed) else str(err)
     results = []
     for check in CHECKS:
-        if check is check_test_target:
-            results.append(check(folder, wanted))
+        if check in (check_per_class_and_boundary, check_test_target):
+            if measured is None:
+                name = check.rubric_name
+                results.append(RubricResult(name, False, problem, points=POINTS[name]))
+            elif check is check_test_target:
+                results.append(check(folder, wanted, measured))
+            else:
+                results.append(check(folder, measured))
         elif check is check_service and not serve:
-            results.append(CheckResult("served model", False, "not run (serve=False)"))
+            results.append(RubricResult("served model", False, "not run (serve=False)", points=POINTS["served model"]))
         else:
             results.append(check(folder))
     if log is not None:
-        log(format_table(results))
+        missing = "" if folder.is_dir() else (f"{folder} does not exist: nothing has been delivered yet (the report "
+                                               "folder is written by write_report)\n")
+        log(missing + format_table(results))
     return results
+
+
+def script_passed(results: list[CheckResult]) -> bool:
+    """Whether every script-graded item passed and the instructor's items are there to grade."""
+    return all(r.passed for r in results)

@@ -6,6 +6,7 @@ Examples::
     python -m segcourse data build cells --split train --size 128 --count 50
     python -m segcourse data build shapes --out /tmp/ds --seed 3
     python -m segcourse data prepare oxford_pet --source ~/Downloads   # a real dataset (segcourse.data.recipes)
+    python -m segcourse data check-urls                  # maintainers: does every recipe URL still answer?
 
 Each split lands in ``DIR/NAME/<split>-<H>x<W>-n<count>-seed<seed>/`` (``DIR`` = ``--out`` or
 :func:`segcourse.data.paths.data_root`); see :mod:`segcourse.data.build` for the layout. A split that
@@ -39,12 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prepare = sub.add_parser("prepare", add_help=False,
                              help="download/convert a real dataset (see: data prepare --help)")
     prepare.add_argument("recipe_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    check = sub.add_parser("check-urls", add_help=False,
+                           help="ask every real-dataset URL whether it still serves its file (needs the internet)")
+    check.add_argument("recipe_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse ``data`` arguments; everything after ``prepare`` goes to the recipes verbatim (``--help`` too)."""
-    if argv and argv[0] == "prepare":
-        return argparse.Namespace(action="prepare", recipe_args=list(argv[1:]))
+    if argv and argv[0] in ("prepare", "check-urls"):
+        return argparse.Namespace(action=argv[0], recipe_args=list(argv[1:]))
     return parser.parse_args(argv)
 
 
@@ -57,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         from .recipes import main as recipes_main  # imported only here: converters and downloads are optional
 
         return int(recipes_main(args.recipe_args) or 0)
+    if action == "check-urls":
+        from .recipes import check_urls_main
+
+        return int(check_urls_main(args.recipe_args) or 0)
     if action != "build":
         print("usage: python -m segcourse data build [NAME ...] [--out DIR] [--seed N] [--size N] [--count N] "
               "[--split S] [--force]\n       python -m segcourse data prepare RECIPE [--source S] [--root R] ...",

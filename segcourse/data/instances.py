@@ -6,16 +6,22 @@ A split of ``cells`` or ``shapes`` on disk (see :mod:`segcourse.data.build`) hol
 detection models take (``torchvision.models.detection``, and its ``references/detection``):
 
 * image: float ``(3, H, W)`` in ``[0, 1]``;
-* target: ``boxes`` float32 ``(N, 4)`` ``[x1, y1, x2, y2]`` from ``torchvision.ops.masks_to_boxes``
-  (so ``x2``/``y2`` are the last column/row of the object, inclusive, as torchvision's PennFudan
-  tutorial and ``paste_masks_in_image`` assume), ``labels`` int64 ``(N,)`` (the object's class id,
+* target: ``boxes`` float32 ``(N, 4)`` ``[x1, y1, x2, y2]`` with **continuous edges**: pixel ``i`` covers
+  ``[i, i + 1)``, so an object on columns ``a .. b`` has ``x1 = a``, ``x2 = b + 1`` (``masks_to_boxes``, which
+  gives the last column ``b``, plus one). That is the convention of ``torchvision.transforms.v2``'s
+  ``BoundingBoxes``, of torchvision's COCO reference scripts (``x2 = x + w``), of detectron2
+  (``BitMasks.get_bounding_boxes``) and of COCO's ``bbox`` (``w = x2 - x1``). torchvision's PennFudan tutorial
+  feeds ``masks_to_boxes`` as it is (one pixel short); on ``cells`` that costs the 28 x 28 mask head's
+  crop-and-paste part of its ceiling (:func:`segcourse.detection.evaluate.crop_and_paste_ceiling` with
+  ``box_offset=-1``) and the trained model mask AP (``benchmarks/box_convention.py``).
+  ``labels`` int64 ``(N,)`` (the object's class id,
   0 is background), ``masks`` uint8 ``(N, H, W)``, ``image_id`` int, ``area`` float32 ``(N,)`` (pixels),
   ``iscrowd`` int64 ``(N,)`` zeros.
 
 An image with no object gives ``boxes (0, 4)``, ``labels (0,)``, ``masks (0, H, W)`` -- the shapes
 torchvision's models accept for a background-only image (they then learn only "no object").
-Objects whose box would be degenerate (one pixel wide or tall: ``x2 == x1`` in the inclusive
-convention) are dropped, since torchvision's training refuses boxes without positive width/height.
+Every object of at least one pixel has a box of positive width and height (torchvision's training
+refuses boxes without), so only ``min_pixels`` drops objects.
 
 :class:`InstanceAugment` applies geometric augmentation to image, masks and boxes together
 (``torchvision.transforms.v2`` with ``tv_tensors``), then re-derives the boxes from the transformed
@@ -65,9 +71,10 @@ def _finish(masks: torch.Tensor, labels: torch.Tensor, image_id: int, min_pixels
     area = masks.flatten(1).sum(1) if len(masks) else torch.zeros(0, dtype=torch.int64)
     keep = area >= max(int(min_pixels), 1)
     masks, labels, area = masks[keep], labels[keep], area[keep]
-    boxes = masks_to_boxes(masks).to(torch.float32) if len(masks) else torch.zeros((0, 4), dtype=torch.float32)
-    ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])       # positive width and height
-    masks, labels, area, boxes = masks[ok], labels[ok], area[ok], boxes[ok]
+    if len(masks):   # continuous edges: the last column / row plus one
+        boxes = masks_to_boxes(masks).to(torch.float32) + torch.tensor([0.0, 0.0, 1.0, 1.0])
+    else:
+        boxes = torch.zeros((0, 4), dtype=torch.float32)
     return {"boxes": boxes, "labels": labels.to(torch.int64), "masks": masks.to(torch.uint8).reshape(-1, h, w),
             "image_id": int(image_id), "area": area.to(torch.float32), "iscrowd": torch.zeros(len(labels), dtype=torch.int64)}
 
@@ -126,6 +133,73 @@ class InstanceFolder(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         image, inst, classes = self.arrays(i)
         target = target_from_instances(inst, classes, image_id=i, min_pixels=self.min_pixels)
+        img = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
+        if self.transform is not None:
+            img, target = self.transform(img, target)
+        return img, target
+
+
+class CocoInstances(torch.utils.data.Dataset):
+    """A COCO instance-segmentation file (``annotations.json``) and its images, as torchvision detection pairs.
+
+    Reads what the course writes with ``python -m segcourse data build`` (and what most annotation tools
+    export): ``images`` with ``id``, ``file_name``, ``height``, ``width``; ``annotations`` with
+    ``image_id``, ``category_id``, ``segmentation`` (polygons, RLE or compressed RLE, decoded by
+    :func:`segcourse.data.coco.annotation_to_mask`), ``iscrowd``. Crowd annotations are skipped.
+
+    Boxes are re-derived from the decoded masks, with continuous edges as in :class:`InstanceFolder`
+    (``masks_to_boxes`` plus one), so the COCO ``bbox`` ``[x, y, w, h]`` of a mask's pixels becomes
+    ``[x, y, x + w, y + h]``; the tests check that.
+    ``labels`` are the ``category_id`` values (``category_ids`` maps them to 1..K if given).
+
+    Args:
+        annotation_file: the COCO JSON file.
+        image_dir: the folder of ``file_name``; default ``images/`` beside the JSON file.
+        transform: optional ``transform(image, target) -> (image, target)``.
+        category_ids: optional ``{category_id: label}``.
+        min_pixels: objects with fewer pixels are dropped.
+
+    ``dataset[i]`` is ``(image (3, H, W) float in [0, 1], target)`` with ``image_id`` the COCO id.
+    """
+
+    def __init__(self, annotation_file: str | os.PathLike, image_dir: str | os.PathLike | None = None,
+                 transform: Callable | None = None, category_ids: dict[int, int] | None = None, min_pixels: int = 1):
+        import json
+
+        path = Path(annotation_file)
+        if not path.is_file():
+            raise ValueError(f"no COCO annotation file at {path}")
+        coco = json.loads(path.read_text())
+        for key in ("images", "annotations"):
+            if key not in coco:
+                raise ValueError(f"{path} is not a COCO instance file: no '{key}' list")
+        self.image_dir = Path(image_dir) if image_dir is not None else path.parent / "images"
+        self.images = sorted(coco["images"], key=lambda im: im["id"])
+        self.annotations: dict[int, list[dict]] = {im["id"]: [] for im in self.images}
+        for ann in coco["annotations"]:
+            if ann["image_id"] not in self.annotations:
+                raise ValueError(f"{path}: annotation {ann.get('id')} refers to image {ann['image_id']}, not in 'images'")
+            self.annotations[ann["image_id"]].append(ann)
+        self.transform, self.category_ids, self.min_pixels = transform, category_ids, int(min_pixels)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from .coco import annotation_to_mask
+
+        info = self.images[i]
+        h, w = int(info["height"]), int(info["width"])
+        with Image.open(self.image_dir / Path(info["file_name"]).name) as im:
+            image = np.array(im.convert("RGB"))
+        if image.shape[:2] != (h, w):
+            raise ValueError(f"{info['file_name']}: image is {image.shape[:2]}, the COCO file says {(h, w)}")
+        anns = [a for a in self.annotations[info["id"]] if not a.get("iscrowd", 0)]
+        masks = torch.from_numpy(np.stack([annotation_to_mask(a, h, w) for a in anns]).astype(np.uint8)) if anns \
+            else torch.zeros((0, h, w), dtype=torch.uint8)
+        cats = [int(a["category_id"]) for a in anns]
+        labels = torch.tensor([self.category_ids[c] if self.category_ids else c for c in cats], dtype=torch.int64)
+        target = _finish(masks, labels, int(info["id"]), self.min_pixels)
         img = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
         if self.transform is not None:
             img, target = self.transform(img, target)

@@ -46,7 +46,9 @@ Safety, in the order things happen (:mod:`segcourse.data.download` does the work
 
 Command line: ``python -m segcourse data prepare oxford_pet [--source DIR_OR_ARCHIVE] [--sha256 FILE=HEX]
 [--allow-unverified]``
-(also ``python -m segcourse.data.recipes ...``).
+(also ``python -m segcourse.data.recipes ...``). A download that cannot reach the publisher's URL tries the
+recipe's mirrors (same checksum). ``python -m segcourse data check-urls`` asks every recipe URL whether it still
+serves the file (:func:`check_urls`; for maintainers, it needs the internet).
 
 References:
     Parkhi et al., "Cats and Dogs", CVPR 2012, https://www.robots.ox.ac.uk/~vgg/data/pets/ ;
@@ -54,7 +56,7 @@ References:
     connectomics" (ISBI 2012 challenge), Front. Neuroanat. 2015 ; Ronneberger et al., "U-Net",
     MICCAI 2015, https://arxiv.org/abs/1505.04597 ; Mnih, "Machine Learning for Aerial Image
     Labeling", PhD thesis, Toronto 2013, https://www.cs.toronto.edu/~vmnih/data/ ; Everingham et al.,
-    "The PASCAL Visual Object Classes Challenge", IJCV 2010, http://host.robots.ox.ac.uk/pascal/VOC/voc2012/ .
+    "The PASCAL Visual Object Classes Challenge", IJCV 2010, https://www.robots.ox.ac.uk/~vgg/projects/pascal/VOC/voc2012/ .
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ from ..files import atomic_directory, save_indexed_png
 from .download import download, safe_extract
 from .paths import MANIFEST
 
-__all__ = ["RECIPES", "Recipe", "RemoteFile", "convert_isbi2012", "convert_massachusetts", "convert_oxford_pet",
+__all__ = ["RECIPES", "Recipe", "RemoteFile", "UrlCheck", "check_urls", "convert_isbi2012", "convert_massachusetts", "convert_oxford_pet",
            "convert_voc2012", "get_recipe", "main", "prepare", "read_split", "VOC_CLASSES"]
 
 
@@ -89,12 +91,23 @@ class RemoteFile:
         url: where the publisher serves it.
         sha256: its SHA-256, or None when we have not verified one (see the module docstring).
         md5: an MD5 from a trusted pin (torchvision's dataset classes), used only when sha256 is None.
+        mirrors: other URLs serving the same bytes (the same checksum applies), tried in order when ``url``
+            cannot be reached; a file that arrives with another checksum is refused, never tried elsewhere.
+        size: its size in bytes where a published record gives one (:func:`check_urls` compares the
+            server's ``Content-Length`` with it), else None.
     """
 
     filename: str
     url: str
     sha256: str | None = None
     md5: str | None = None
+    mirrors: tuple[str, ...] = ()
+    size: int | None = None
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """``url`` then the ``mirrors``."""
+        return (self.url, *self.mirrors)
 
 
 @dataclass(frozen=True)
@@ -426,14 +439,24 @@ def convert_voc2012(raw: Path, out: Path) -> dict:
 # then runs on the MD5, or, where there is none (ISBI; Massachusetts is manual), only with
 # --allow-unverified and a loud warning that prints the computed SHA-256 -- pin it with
 # ``--sha256 FILE=HEX`` once checked against a trusted copy.
+#
+# Hosts. Oxford moved its dataset downloads from www.robots.ox.ac.uk/~vgg/data/... and host.robots.ox.ac.uk (both
+# reported dead or firewalled: keras-team/keras-io#1200 for the pets, pytorch/vision#9269 and #9271 for VOC) to
+# thor.robots.ox.ac.uk over HTTPS: /datasets/pets/ (the URL keras-io's U-Net example downloads from now) and
+# /pascal/VOC/voc2012/. The files are the same: the MD5s torchvision pins are kept, so a host serving other
+# bytes is refused. VOC's mirror is the one pytorch/vision#9335 proposes (the d2l book's S3 bucket); the old
+# addresses stay as the last mirrors. `python -m segcourse data check-urls` asks every host (not in CI: no
+# internet there).
 RECIPES: dict[str, Recipe] = {
     "oxford_pet": Recipe(
         name="oxford_pet", title="Oxford-IIIT Pet (trimaps)", homepage="https://www.robots.ox.ac.uk/~vgg/data/pets/",
         classes=("background", "pet"), palette=((0, 0, 0), (255, 128, 0)),
-        files=(RemoteFile("images.tar.gz", "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
-                          md5="5c4f3ee8e5d25df40f4fd59a7f44e54c"),
-               RemoteFile("annotations.tar.gz", "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
-                          md5="95a8c909bbe2e81eed6a22bccdf3f68f")),
+        files=(RemoteFile("images.tar.gz", "https://thor.robots.ox.ac.uk/datasets/pets/images.tar.gz",
+                          md5="5c4f3ee8e5d25df40f4fd59a7f44e54c",
+                          mirrors=("https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",)),
+               RemoteFile("annotations.tar.gz", "https://thor.robots.ox.ac.uk/datasets/pets/annotations.tar.gz",
+                          md5="95a8c909bbe2e81eed6a22bccdf3f68f",
+                          mirrors=("https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",))),
         convert=convert_oxford_pet, notes="about 800 MB; CC BY-SA 4.0"),
     "isbi2012": Recipe(
         name="isbi2012", title="ISBI 2012 EM segmentation challenge", homepage="https://imagej.net/events/isbi-2012-segmentation-challenge",
@@ -449,11 +472,14 @@ RECIPES: dict[str, Recipe] = {
         notes="151 tiles served one by one (no archive, no checksums): download the folder "
               "https://www.cs.toronto.edu/~vmnih/data/mass_buildings/ or the Kaggle mirror, then pass --source"),
     "voc2012": Recipe(
-        name="voc2012", title="Pascal VOC 2012 segmentation", homepage="http://host.robots.ox.ac.uk/pascal/VOC/voc2012/",
+        name="voc2012", title="Pascal VOC 2012 segmentation",
+        homepage="https://www.robots.ox.ac.uk/~vgg/projects/pascal/VOC/voc2012/",
         classes=VOC_CLASSES, palette=tuple(_voc_palette(len(VOC_CLASSES))),
         files=(RemoteFile("VOCtrainval_11-May-2012.tar",
-                          "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
-                          md5="6cd6e144f989b92b3379bac3b3de84fd"),),
+                          "https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+                          md5="6cd6e144f989b92b3379bac3b3de84fd", size=1_999_639_040,
+                          mirrors=("https://d2l-data.s3-accelerate.amazonaws.com/VOCtrainval_11-May-2012.tar",
+                                   "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar")),),
         convert=convert_voc2012, notes="2 GB"),
 }
 
@@ -550,10 +576,19 @@ def prepare(name: str, *, root: str | os.PathLike | None = None, source: str | o
     else:
         downloads = root / "_downloads" / name
         for remote in recipe.files:
-            path = download(_source_for(remote, source, len(recipe.files)), downloads / remote.filename,
-                            sha256=overrides.get(remote.filename, remote.sha256),
-                            md5=None if remote.filename in overrides else remote.md5, progress=progress,
-                            allow_unverified=allow_unverified)
+            sources = remote.urls if source is None else (_source_for(remote, source, len(recipe.files)),)
+            for k, where in enumerate(sources):
+                try:
+                    path = download(where, downloads / remote.filename,
+                                    sha256=overrides.get(remote.filename, remote.sha256),
+                                    md5=None if remote.filename in overrides else remote.md5, progress=progress,
+                                    allow_unverified=allow_unverified)
+                    break
+                except (OSError, TimeoutError) as exc:   # unreachable, refused, cut off: the next mirror
+                    if k == len(sources) - 1:
+                        raise
+                    print(f"{remote.filename}: {where} failed ({type(exc).__name__}: {exc}); "
+                          f"trying {sources[k + 1]}", file=sys.stderr)
             target = raw / f"{remote.filename}.contents"
             if _is_archive(remote.filename):
                 safe_extract(path, target, overwrite=True)
@@ -569,6 +604,103 @@ def prepare(name: str, *, root: str | os.PathLike | None = None, source: str | o
                     "ignore_index": IGNORE_INDEX, **summary}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return out
+
+
+@dataclass(frozen=True)
+class UrlCheck:
+    """What one recipe URL answered (:func:`check_urls`)."""
+
+    recipe: str
+    what: str          # the file name, or "homepage"
+    url: str
+    ok: bool
+    detail: str        # "HTTP 200, 1999639040 bytes, application/x-tar" or the error
+
+
+def _ask(url: str, timeout: float) -> tuple[int, dict]:
+    """``(status, headers)`` for a HEAD request, or a one-byte ranged GET where HEAD is refused."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"User-Agent": "segcourse-check-urls"}
+    for method, extra in (("HEAD", {}), ("GET", {"Range": "bytes=0-0"})):
+        request = urllib.request.Request(url, method=method, headers={**headers, **extra})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                if method == "GET":
+                    response.read(1)
+                return response.status, dict(response.headers.items())
+        except urllib.error.HTTPError as exc:
+            if method == "HEAD" and exc.code in (403, 405, 501):
+                continue
+            return exc.code, dict(exc.headers.items()) if exc.headers else {}
+    raise AssertionError("unreachable")
+
+
+def check_urls(recipes: Mapping[str, Recipe] | None = None, timeout: float = 20.0) -> list[UrlCheck]:
+    """Ask every URL of every recipe (files, their mirrors, homepages) whether it still serves what it should.
+
+    A file URL passes when it answers 200 (or 206 to a ranged GET), is not an HTML page (what a firewall or a
+    login wall sends instead), and, where the recipe records the file's size, announces that size. A homepage
+    passes on any 2xx. Nothing is downloaded: a HEAD request, or a one-byte ranged GET where HEAD is refused.
+    Proxies come from the environment (``https_proxy``...) as for downloads.
+
+    Args:
+        recipes: default :data:`RECIPES`.
+        timeout: seconds per request.
+    """
+    import urllib.parse
+
+    out = []
+    for name, recipe in (RECIPES if recipes is None else recipes).items():
+        targets = [("homepage", recipe.homepage, None)]
+        targets += [(remote.filename, url, remote) for remote in recipe.files for url in remote.urls]
+        for what, url, remote in targets:
+            if urllib.parse.urlparse(url).scheme not in ("http", "https"):
+                out.append(UrlCheck(name, what, url, False, "not an http(s) URL"))
+                continue
+            try:
+                status, headers = _ask(url, timeout)
+            except (OSError, ValueError) as exc:
+                out.append(UrlCheck(name, what, url, False, f"{type(exc).__name__}: {exc}"))
+                continue
+            headers = {k.lower(): v for k, v in headers.items()}
+            kind = headers.get("content-type", "?").split(";")[0]
+            length = headers.get("content-length")
+            if status == 206 and "/" in headers.get("content-range", ""):
+                length = headers["content-range"].rsplit("/", 1)[1]
+            detail = f"HTTP {status}, {length or '?'} bytes, {kind}"
+            ok = 200 <= status < 300
+            if ok and remote is not None:
+                if kind == "text/html":
+                    ok, detail = False, detail + ": an HTML page, not the file"
+                elif remote.size is not None and length and length.isdigit() and int(length) != remote.size:
+                    ok, detail = False, detail + f": expected {remote.size} bytes"
+            out.append(UrlCheck(name, what, url, ok, detail))
+    return out
+
+
+def check_urls_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m segcourse data check-urls [NAME ...] [--timeout S]``: one line per URL; exit 1 if any fails."""
+    parser = argparse.ArgumentParser(prog="python -m segcourse data check-urls",
+                                     description="Ask every recipe URL (files, mirrors, homepages) whether it still "
+                                                 "serves the file; needs the internet (not run in CI).")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"recipes to check (default: all of {', '.join(sorted(RECIPES))})")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per request (default 20)")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipe(s) {', '.join(unknown)}; choose from {', '.join(sorted(RECIPES))}")
+    chosen = {n: RECIPES[n] for n in (args.names or RECIPES)}
+    results = check_urls(chosen, timeout=args.timeout)
+    for r in results:
+        print(f"{'ok  ' if r.ok else 'FAIL'}  {r.recipe:<24} {r.what:<28} {r.url}\n      {r.detail}")
+    failed = [r for r in results if not r.ok]
+    print(f"{len(results) - len(failed)} of {len(results)} URLs answer as expected"
+          + (f"; {len(failed)} do not (a file whose every URL fails needs a new mirror with the same checksum)"
+             if failed else ""))
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

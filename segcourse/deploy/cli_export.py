@@ -1,7 +1,8 @@
 """``python -m segcourse export CKPT --onnx OUT.onnx``: a checkpoint to an ONNX model.
 
-The checkpoint is read with :func:`segcourse.train.load_checkpoint` (safetensors or a
-``weights_only`` state dict: never unpickled), rebuilt from its stored config, exported with
+The checkpoint is read with :func:`segcourse.train.load_checkpoint` (safetensors, never
+unpickled; or a ``.pt`` state dict through ``torch.load(weights_only=True)``'s restricted
+unpickler), rebuilt from its stored config, exported with
 dynamic batch, height and width, then checked: ONNX Runtime's logits are compared with
 PyTorch's on a few input sizes, odd ones included, and the largest difference is printed.
 Example::

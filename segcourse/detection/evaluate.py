@@ -4,7 +4,14 @@
 * :func:`to_label_map` -- torchvision predictions (soft ``(N, 1, H, W)`` masks, scores) -> one
   ``(H, W)`` instance-id map (a pixel claimed by several detections goes to the highest score);
 * :func:`labels_to_prediction` -- an instance map -> a prediction dict that :func:`~segcourse.metrics.mask_ap`
-  scores (every instance gets score 1: a method without scores has a single operating point);
+  scores (with the scores given, e.g. :func:`contrast_scores`; without, every instance gets score 1, and
+  the AP of such tied scores depends on the order of the images);
+* :func:`contrast_scores` -- a confidence for the instances of a method without scores (lesson 01's
+  watershed): how far above Otsu's threshold each instance's mean grey level is;
+* :func:`pooled_instance_f1` -- instance precision, recall and F1 from TP, FP, FN summed over a dataset
+  (not a mean of per-image F1s, which weighs an image with two nuclei like one with twenty);
+* :func:`crop_and_paste_ceiling` -- the best mask AP a 28 x 28 mask head can reach: the true masks at the
+  true boxes, through the head's crop and paste;
 * :func:`draw_instances` -- one picture: instances in distinct colours, boxes, scores, false
   positives (red outline) and missed ground truth (yellow outline) at a stated IoU.
 """
@@ -95,3 +102,100 @@ def draw_instances(ax, image, labels: np.ndarray, gt_labels: np.ndarray, boxes=N
     ax.set_title(title or f"TP {m.tp}  FP {m.fp} (red)  missed {m.fn} (yellow)", fontsize=8)
     ax.axis("off")
     return {"tp": m.tp, "fp": m.fp, "fn": m.fn}
+
+
+def contrast_scores(image, labels: np.ndarray) -> np.ndarray:
+    """A score in ``(0, 1)`` per instance of ``labels``: how clearly its pixels pass the threshold.
+
+    ``sigmoid((mean grey inside the instance - Otsu's threshold) / 16)`` on the image's grey levels
+    (channel mean, 0..255), Otsu's threshold being the one lesson 01's watershed pipeline applies
+    (:func:`segcourse.classical.watershed_labels`). A dim speck that barely passes the threshold scores
+    near 0.5, a bright nucleus near 1: a ranking, so that AP is computed on a curve rather than on
+    tied scores. The scale 16 only spreads the values; the ranking (all AP sees) does not depend on it.
+
+    Args:
+        image: ``(H, W, 3)`` uint8, or ``(3, H, W)`` float in [0, 1].
+        labels: ``(H, W)`` int instance ids, 0 = background.
+
+    Returns:
+        ``(N,)`` float64, one per id in ``np.unique(labels)[1:]`` (the order of :func:`labels_to_prediction`).
+    """
+    from scipy import ndimage
+
+    from ..classical import otsu_threshold, to_uint8
+
+    img = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if img.ndim == 3 and img.shape[0] == 3 and img.shape[-1] != 3:
+        img = np.moveaxis(img, 0, -1) * 255.0
+    grey = to_uint8(img.mean(axis=-1))
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if len(ids) == 0:
+        return np.zeros(0)
+    means = np.asarray(ndimage.mean(grey.astype(np.float64), labels, ids))
+    return 1.0 / (1.0 + np.exp(-(means - float(otsu_threshold(grey))) / 16.0))
+
+
+def pooled_instance_f1(preds, targets, iou_threshold: float = 0.5) -> dict:
+    """Instance precision, recall and F1 over a dataset from TP, FP and FN summed over its images.
+
+    Args:
+        preds, targets: sequences of ``(H, W)`` integer instance maps (0 = background), paired by image.
+        iou_threshold: the match rule of :func:`segcourse.metrics.match_instances`.
+
+    Returns:
+        ``{"precision", "recall", "f1", "tp", "fp", "fn"}``; precision/recall/F1 are 1.0 when there is
+        nothing to find and nothing found, as :func:`~segcourse.metrics.instance_f1`.
+    """
+    from ..metrics.instances import match_instances
+
+    if len(preds) != len(targets):
+        raise ValueError(f"preds and targets must be paired by image, got {len(preds)} and {len(targets)}")
+    tp = fp = fn = 0
+    for p, t in zip(preds, targets):
+        m = match_instances(p, t, iou_threshold)
+        tp, fp, fn = tp + m.tp, fp + m.fp, fn + m.fn
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+def crop_and_paste_ceiling(targets, size: int = 28, box_offset: float = 0.0) -> list[dict]:
+    """The predictions a perfect Mask R-CNN would make, through its ``size x size`` mask head.
+
+    Each true mask is cropped at its true box into ``size x size`` (``roi_heads.project_masks_on_boxes``:
+    RoIAlign, ``aligned=False``), pasted back at the same box (``paste_masks_in_image``) and thresholded
+    at 0.5 -- what the mask head's crop-and-paste keeps of an object even when the box, the class and
+    the ``size x size`` mask are all exactly right. Each detection's score is its IoU with its own object:
+    an oracle that also ranks perfectly, so :func:`~segcourse.metrics.mask_ap` of these predictions is the
+    highest mask AP the head can reach on these images (per threshold ``t``: the share of objects whose
+    round trip keeps IoU >= t).
+
+    Args:
+        targets: torchvision targets (``boxes (N, 4)`` xyxy, ``masks (N, H, W)``, ``labels (N,)``).
+        size: the mask head's resolution (28 in Mask R-CNN).
+        box_offset: added to ``x2, y2`` before the crop and paste: 0 uses the boxes as given (the course's
+            continuous edges), -1 the pixel indices of ``masks_to_boxes`` -- to compare the two conventions.
+
+    Returns:
+        one dict per image: ``boxes`` (the true boxes), ``masks`` ``(N, H, W)`` bool, ``scores`` ``(N,)``
+        float32, ``labels``.
+    """
+    from torchvision.models.detection.roi_heads import paste_masks_in_image, project_masks_on_boxes
+
+    out = []
+    for t in targets:
+        masks, boxes, labels = t["masks"], t["boxes"].float(), t["labels"]
+        h, w = masks.shape[-2:]
+        if len(masks) == 0:
+            out.append({"boxes": boxes, "masks": torch.zeros((0, h, w), dtype=torch.bool),
+                        "scores": torch.zeros(0), "labels": labels})
+            continue
+        crop_boxes = boxes + torch.tensor([0.0, 0.0, box_offset, box_offset])
+        small = project_masks_on_boxes(masks, crop_boxes, torch.arange(len(masks)), size)      # (N, size, size)
+        back = paste_masks_in_image(small[:, None], crop_boxes, (h, w))[:, 0] > 0.5            # (N, H, W)
+        truth = masks.bool()
+        iou = (back & truth).flatten(1).sum(1) / (back | truth).flatten(1).sum(1).clamp(min=1)
+        out.append({"boxes": boxes, "masks": back, "scores": iou.float(), "labels": labels})
+    return out

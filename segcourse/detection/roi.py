@@ -1,15 +1,19 @@
 """RoIAlign's bilinear sampling for one box, and RoIPool's quantisation, equal to ``torchvision.ops``.
 
-RoIPool (Fast R-CNN) rounds the box to the feature grid and max-pools whole cells, so the pooled
-features come from a box that is shifted and resized by up to half a feature cell -- ``stride / 2``
-image pixels per edge. RoIAlign (Mask R-CNN) keeps the box's real coordinates: each of the
+RoIPool (Fast R-CNN) rounds each box edge to the nearest feature cell and then pools the cells from the
+first to the last one *inclusive*: feature column ``c`` covers image pixels ``[c * stride, (c + 1) * stride)``,
+so the window it reads starts up to half a cell before or after ``x1`` but ends half a cell to one and
+a half cells after ``x2`` (:func:`roi_pool_quantisation` computes it; 24 px at stride 16). RoIAlign
+(Mask R-CNN) keeps the box's real coordinates: each of the
 ``P x P`` bins averages ``sampling_ratio^2`` bilinearly interpolated samples at regularly spaced
 points inside the bin.
 
 ``aligned=True`` shifts the box by -0.5 feature pixel, so that a pixel's *centre* is at
 integer + 0.5 (continuous coordinates); ``aligned=False`` (torchvision's default, and what
-Mask R-CNN's heads use) keeps the old convention that is off by half a pixel and stretches
-boxes smaller than one feature pixel to one pixel.
+its Mask R-CNN heads use) keeps the convention of the legacy Detectron code (Caffe2), which is off by
+half a pixel and stretches boxes smaller than one feature pixel to one pixel. The Mask R-CNN paper
+describes no such offset; detectron2 fixed it and defaults to ``aligned=True`` for its RoIAlign
+(``detectron2.layers.ROIAlign``; its docstring explains the half-pixel misalignment).
 """
 
 from __future__ import annotations
@@ -87,17 +91,23 @@ def roi_align_one(feature: torch.Tensor, box, output_size: int | tuple[int, int]
     return out
 
 
+def _c_round(v: float) -> int:
+    """C's ``round``: halves away from zero (``round(2.5) == 3``), as torchvision's RoIPool kernel."""
+    return int(math.copysign(math.floor(abs(v) + 0.5), v))
+
+
 def roi_pool_one(feature: torch.Tensor, box, output_size: int | tuple[int, int],
                  spatial_scale: float = 1.0) -> torch.Tensor:
     """RoIPool of one ``xyxy`` box on ``feature: (C, H, W)``; equals ``torchvision.ops.roi_pool``.
 
-    The box is rounded to whole feature pixels (``round(x * scale)``), its sides are
+    The box is rounded to whole feature pixels (``round(x * scale)``, C's rounding: halves away from
+    zero, not Python's halves to even), its sides are
     ``end - start + 1`` pixels, each bin covers ``floor(p * bin) .. ceil((p + 1) * bin)`` of them,
     and the bin's value is the maximum there (0 for an empty bin).
     """
     ph_n, pw_n = (output_size, output_size) if isinstance(output_size, int) else output_size
     c, h, w = feature.shape
-    x1, y1, x2, y2 = (round(float(v) * spatial_scale) for v in box)
+    x1, y1, x2, y2 = (_c_round(float(v) * spatial_scale) for v in box)
     roi_w, roi_h = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
     bin_w, bin_h = roi_w / pw_n, roi_h / ph_n
     out = feature.new_zeros((c, ph_n, pw_n))
@@ -113,10 +123,21 @@ def roi_pool_one(feature: torch.Tensor, box, output_size: int | tuple[int, int],
 
 
 def roi_pool_quantisation(boxes, spatial_scale: float) -> torch.Tensor:
-    """How far RoIPool moves each box edge, in image pixels: ``|round(v * scale) / scale - v|``.
+    """How far the window RoIPool reads lies from each box edge, in image pixels (signed: + is right/down).
 
-    ``boxes: (N, 4)`` ``xyxy`` in image pixels; returns ``(N, 4)``, at most ``0.5 / spatial_scale``
-    (half a feature cell) per edge. RoIAlign moves no edge.
+    ``torchvision.ops.roi_pool`` reads feature cells ``round(x1 * scale) .. round(x2 * scale)``
+    inclusive; cell ``c`` covers image pixels ``[c / scale, (c + 1) / scale)``. So the window is
+    ``[round(x1 * scale) / scale, (round(x2 * scale) + 1) / scale)`` and the returned ``(N, 4)`` float64
+    movements are ``round(v * scale) / scale - v`` for ``x1, y1`` (within half a cell either way)
+    and ``(round(v * scale) + 1) / scale - v`` for ``x2, y2`` (half a cell to one and a half cells
+    outwards). ``boxes: (N, 4)`` ``xyxy`` in image pixels. RoIAlign moves no edge.
+
+    Example:
+        >>> roi_pool_quantisation([[8.0, 0.0, 40.0, 16.0]], 1 / 16).tolist()   # 40 px = cell 2.5 -> 3, read whole
+        [[8.0, 0.0, 24.0, 16.0]]
     """
     boxes = torch.as_tensor(boxes, dtype=torch.float64)
-    return (torch.round(boxes * spatial_scale) / spatial_scale - boxes).abs()
+    scaled = boxes * spatial_scale
+    cells = torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)        # C's round(): halves away from zero
+    cells[:, 2:] += 1
+    return cells / spatial_scale - boxes

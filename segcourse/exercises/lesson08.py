@@ -33,9 +33,9 @@ def _iou_cases():
 
 @exercise("8.1", title="Box IoU by hand", level="warm-up", minutes=10, kind="implement",
           goal="Write the (N, M) IoU matrix of two sets of xyxy boxes with broadcasting, equal to torchvision.ops.box_iou.",
-          hint="Intersection corners: top-left = max of the x1, y1; bottom-right = min of the x2, y2, taken with "
-               "boxes1[:, None, :2] against boxes2[None, :, :2]. Clamp the width and height at 0 before multiplying; "
-               "union = area1[:, None] + area2[None, :] - intersection.")
+          hint="Broadcast so that every box of the first set meets every box of the second (new axes, shape "
+               "(N, M, 2) for the corners). One corner of the intersection is a maximum, the other a minimum; a width "
+               "must not go negative when boxes miss each other; the union counts the intersection once.")
 def check_box_iou(candidate):
     from torchvision.ops import box_iou
 
@@ -72,9 +72,9 @@ def _nms_cases():
 @exercise("8.2", title="Greedy NMS by hand", level="core", minutes=15, kind="implement",
           goal="Write greedy non-maximum suppression, equal to torchvision.ops.nms: the kept indices by "
                "decreasing score, ties in input order, empty input giving an empty int64 tensor.",
-          hint="order = torch.sort(scores, descending=True, stable=True).indices; walk that order, keep a box "
-               "unless it was suppressed, and then suppress every box whose IoU with it is > iou_threshold "
-               "(strictly greater). Return torch.tensor(keep, dtype=torch.int64) -- also when keep is empty.")
+          hint="Fix the visiting order first (which sort keeps equal scores in input order?), then walk it, "
+               "keeping a box unless an earlier kept box overlaps it by more than the threshold (equal is not more). "
+               "What should an empty result look like, dtype included?")
 def check_nms(candidate):
     from torchvision.ops import nms
 
@@ -108,10 +108,9 @@ def _roi_cases():
 @exercise("8.3", title="RoIAlign sampling for one box", level="stretch", minutes=25, kind="implement",
           goal="Write RoIAlign for one box -- bins, regularly spaced samples, bilinear interpolation with torchvision's "
                "border rule -- equal to torchvision.ops.roi_align for sampling_ratio > 0 and <= 0, aligned True and False.",
-          hint="Scale the box by spatial_scale and subtract 0.5 if aligned; if not aligned, make its width and height at "
-               "least 1. Bin size = side / output_size; samples per bin = sampling_ratio, or ceil(side / output_size) when "
-               "sampling_ratio <= 0; sample iy sits at y1 + ph * bin_h + (iy + 0.5) * bin_h / grid_h. Bilinear: 0 when "
-               "y < -1 or y > H (same for x); clamp y to >= 0; at the last row use that row. Average the samples.")
+          hint="Write the interpolation at one point first, with the border rules of the exercise text, and test it "
+               "between four known pixels. Then the box: scale it (and shift it if aligned), split it into bins, place "
+               "the samples at regular spacing inside each bin, and average them.")
 def check_roi_align(candidate):
     from torchvision.ops import roi_align
 

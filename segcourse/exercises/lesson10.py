@@ -32,9 +32,9 @@ _START_CASES = [
 @exercise("10.1", title="Window positions that cover every edge", level="core", minutes=15, kind="implement",
           goal="Place sliding windows so that every pixel is covered, including the right and bottom edges of "
                "an image whose size is not a multiple of the stride (MONAI's dense_patch_slices).",
-          hint="stride = int(window * (1 - overlap)) (at least 1). Start at 0, 0 + stride, ... while a window "
-               "starting there still ends before the edge; then add one last window at size - window. An image "
-               "exactly as large as the window needs one window.")
+          hint="Draw it for size 10, window 4, stride 3: where must a window start to end on the last pixel, and "
+               "which of the starts 0, 3, 6, 9 are still needed beside it? Then check size == window, and a size "
+               "where the stride lands exactly on that last start (is it listed twice?).")
 def check_window_starts(candidate):
     from ..inference import window_starts
 
@@ -73,9 +73,9 @@ _GAUSS_CASES = [((32, 32), 0.125), ((17, 40), 0.125), ((5, 5), 0.125), ((64, 48)
 @exercise("10.2", title="Gaussian importance weights", level="core", minutes=15, kind="implement",
           goal="Write the blending weights that give a window's centre more say than its border, exactly as "
                "MONAI's compute_importance_map does (sigma_scale times the window side, floored at 1e-3).",
-          hint="Along an axis of n pixels the distance to the centre is torch.arange(n) - (n - 1) / 2; "
-               "weight exp(-d**2 / (2 * sigma**2)) with sigma = sigma_scale * n; the 2-D map is the outer "
-               "product of the two axes; finally raise every weight below max(its minimum, 1e-3) to that floor.")
+          hint="Where is the centre of pixels 0 .. n-1 (for n = 4 it falls between two pixels)? Is sigma in "
+               "pixels or a fraction of the side? How do two 1-D curves make an (h, w) map, and which weights "
+               "does the 1e-3 floor change? Is the peak of your map 1?")
 def check_gaussian_weights(candidate):
     from ..inference import importance_map
 
@@ -124,8 +124,8 @@ def _tta_predictors():
 @exercise("10.3", title="A flip TTA that undoes its flips", level="core", minutes=15, kind="implement",
           goal="Average a model's predictions over the four flips of an image, each mapped back to the image's "
                "frame, averaging probabilities (softmax) rather than votes or logits.",
-          hint="For each of dims (), (3,), (2,), (2, 3): flip the input, predict, softmax over dim 1, flip the "
-               "probabilities back with the same dims; then take the mean of the four.")
+          hint="Which operation undoes torch.flip(x, dims)? Is each view's prediction back in the input's frame "
+               "before you average, and are you averaging probabilities (do the classes sum to 1 at a pixel)?")
 def check_flip_tta(candidate):
     from ..inference import tta_predict
 

@@ -6,7 +6,8 @@
 * :mod:`~segcourse.metrics.boundary` -- ``boundary_iou`` (Cheng et al.'s reference code),
   ``hausdorff_distance``, ``average_surface_distance``, ``surface_dice`` (equal to MONAI's).
 * :mod:`~segcourse.metrics.mask_ap` -- ``mask_ap``, COCO mask AP equal to pycocotools' COCOeval.
-* :mod:`~segcourse.metrics.panoptic` -- ``panoptic_quality`` (PQ, SQ, RQ) equal to torchmetrics'.
+* :mod:`~segcourse.metrics.panoptic` -- ``panoptic_quality`` (PQ, SQ, RQ) equal to COCO panopticapi's
+  ``pq_compute`` (default) or to torchmetrics' (``void_handling="torchmetrics"``).
 * :mod:`~segcourse.metrics.instances` -- ``match_instances``, ``instance_f1`` (instance matching
   for the classical lessons).
 * :mod:`~segcourse.metrics.objects` -- ``object_recall``: per-object recall of small and large objects,

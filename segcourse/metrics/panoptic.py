@@ -13,14 +13,32 @@ assignment algorithm is needed. Per category, over the whole dataset:
 (FP and FN each appear **once**, with weight ½: writing ``TP + ½FP + ½FP`` or counting FP in
 both halves is a classic bug.)
 
-Void pixels: a ground-truth pixel whose category is in neither ``things`` nor ``stuffs``
-is void. Void pixels are removed from a predicted segment's area when computing IoU, and a
-predicted segment that is more than half void is not counted as a false positive; a
-ground-truth segment more than half covered by void *predictions* is not a false negative.
+Void pixels: a ground-truth pixel whose category is in neither ``things`` nor ``stuffs`` is
+*ground-truth void*; with ``allow_unknown_preds_category=True`` a predicted pixel of such a
+category (a pixel the model left unassigned) is *predicted void*. Two conventions exist, chosen
+by ``void_handling``:
 
-Matches ``torchmetrics.detection.PanopticQuality`` (things/stuffs given explicitly, unknown
-*predicted* categories rejected, stuff instance ids ignored), including its averages: a category
-enters the mean when ``TP + ½FP + ½FN > 0``; SQ of a category with TP = 0 is 0.
+``"panopticapi"`` (default; COCO's ``pq_compute``, the numbers papers report):
+    only ground-truth void leaves the union: IoU = inter / (union − the predicted segment's pixels
+    on ground-truth void); an unmatched ground-truth segment is a false negative **whatever covers
+    it**, predicted void included; an unmatched predicted segment more than half on ground-truth
+    void is not a false positive (panopticapi also excuses overlap with a *crowd* region of the
+    same class; these maps carry no crowd flag, so that part does not arise).
+``"torchmetrics"`` (``torchmetrics.detection.PanopticQuality``):
+    the same, plus predicted void is treated like ground-truth void: predicted-void pixels also
+    leave the union, and a ground-truth segment more than half covered by predicted void is not a
+    false negative.
+
+Why it matters: under ``"torchmetrics"`` a model that *abstains* (leaves an object void) is not
+penalised for it — a car left entirely void is no FN, and a car half void, half right gets IoU 1.0
+— so a model that leaves its hard objects unassigned scores a higher RQ, SQ and PQ than one that
+tries and misses. Under ``"panopticapi"`` abstaining costs what missing costs. The two agree
+whenever the prediction has no void.
+
+Averages (both conventions, as panopticapi and torchmetrics): a category enters the mean when
+``TP + ½FP + ½FN > 0``; SQ of a category with TP = 0 is 0. Stuff instance ids are ignored (one
+segment per stuff class); unknown *predicted* categories are rejected unless
+``allow_unknown_preds_category``.
 
 References:
     Kirillov, He, Girshick, Rother, Dollár, "Panoptic Segmentation", CVPR 2019,
@@ -35,7 +53,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["panoptic_quality", "panoptic_segments", "match_segments"]
+__all__ = ["VOID_HANDLING", "panoptic_quality", "panoptic_segments", "match_segments"]
+
+VOID_HANDLING = ("panopticapi", "torchmetrics")
+"""The two void conventions of :func:`panoptic_quality` (see the module docstring); the first is the default."""
 
 
 def _np(x: Any) -> np.ndarray:
@@ -53,6 +74,13 @@ def _parse(things: Collection[int], stuffs: Collection[int]) -> tuple[list[int],
     if not things_s | stuffs_s:
         raise ValueError("at least one of things and stuffs must be non-empty")
     return sorted(things_s), sorted(stuffs_s)
+
+
+def _check_void_handling(void_handling: str) -> bool:
+    """True for torchmetrics' convention, False for panopticapi's; anything else raises."""
+    if void_handling not in VOID_HANDLING:
+        raise ValueError(f"void_handling must be one of {VOID_HANDLING}, got {void_handling!r}")
+    return void_handling == "torchmetrics"
 
 
 def _prepare(pred: Any, target: Any, things: list[int], stuffs: list[int],
@@ -93,26 +121,35 @@ def panoptic_segments(pred_img: np.ndarray, target_img: np.ndarray, void_cat: in
             "pred_void": pk[:, 0] == void_cat, "target_void": tk[:, 0] == void_cat}
 
 
-def match_segments(pred: Any, target: Any, things: Collection[int], stuffs: Collection[int]) -> list[dict[str, Any]]:
+def match_segments(pred: Any, target: Any, things: Collection[int], stuffs: Collection[int], *,
+                   void_handling: str = "panopticapi",
+                   allow_unknown_preds_category: bool = False) -> list[dict[str, Any]]:
     """Every same-category (pred, target) segment pair that overlaps, with its IoU and match verdict.
 
     Args:
         pred, target: ``(H, W, 2)`` panoptic maps of one image.
         things, stuffs: category ids.
+        void_handling, allow_unknown_preds_category: as :func:`panoptic_quality`.
 
     Returns:
         list of dicts ``{"category", "pred_instance", "target_instance", "iou", "matched"}``,
         ``matched`` = IoU > 0.5 (void-corrected IoU, see the module docstring).
     """
+    tm = _check_void_handling(void_handling)
     things_l, stuffs_l = _parse(things, stuffs)
-    p, t, void_cat = _prepare(pred, target, things_l, stuffs_l)
+    p, t, void_cat = _prepare(pred, target, things_l, stuffs_l, allow_unknown_preds_category)
     s = panoptic_segments(p[0], t[0], void_cat)
     return [dict(category=int(s["pred_keys"][i, 0]), pred_instance=int(s["pred_keys"][i, 1]),
                  target_instance=int(s["target_keys"][j, 1]), iou=iou, matched=iou > 0.5)
-            for i, j, iou in _pair_ious(s)]
+            for i, j, iou in _pair_ious(s, tm)]
 
 
-def _pair_ious(s: dict[str, Any]) -> list[tuple[int, int, float]]:
+def _pair_ious(s: dict[str, Any], torchmetrics_void: bool) -> list[tuple[int, int, float]]:
+    """(pred row, target column, IoU) of every overlapping same-category pair of non-void segments.
+
+    The union drops the predicted segment's pixels on ground-truth void (both conventions) and, with
+    ``torchmetrics_void``, also the target segment's pixels on predicted void.
+    """
     pk, tk, inter = s["pred_keys"], s["target_keys"], s["inter"]
     void_cols = np.nonzero(s["target_void"])[0]
     void_rows = np.nonzero(s["pred_void"])[0]
@@ -121,15 +158,16 @@ def _pair_ious(s: dict[str, Any]) -> list[tuple[int, int, float]]:
         if s["target_void"][j] or s["pred_void"][i] or pk[i, 0] != tk[j, 0]:
             continue
         pred_void = inter[i, void_cols].sum() if len(void_cols) else 0
-        void_target = inter[void_rows, j].sum() if len(void_rows) else 0
+        void_target = inter[void_rows, j].sum() if torchmetrics_void and len(void_rows) else 0
         union = s["pred_area"][i] - pred_void + s["target_area"][j] - void_target - inter[i, j]
         out.append((int(i), int(j), float(inter[i, j] / union)))
     return out
 
 
 def panoptic_quality(pred: Any, target: Any, things: Collection[int], stuffs: Collection[int], *,
-                     allow_unknown_preds_category: bool = False) -> dict[str, Any]:
-    """Panoptic quality over a batch of images (pooled per category, as the paper and torchmetrics).
+                     allow_unknown_preds_category: bool = False,
+                     void_handling: str = "panopticapi") -> dict[str, Any]:
+    """Panoptic quality over a batch of images (pooled per category, as the paper and panopticapi).
 
     Args:
         pred: ``(H, W, 2)`` or ``(B, H, W, 2)`` (any leading dims) integer map of
@@ -138,7 +176,11 @@ def panoptic_quality(pred: Any, target: Any, things: Collection[int], stuffs: Co
         things: category ids of countable objects; stuffs: of amorphous regions.
         allow_unknown_preds_category: treat predicted categories in neither set as void predictions
             (e.g. the pixels a Mask2Former leaves unassigned) instead of raising, as torchmetrics' option
-            of the same name.
+            of the same name (panopticapi's void prediction: pixels of id 0 in the PNG).
+        void_handling: ``"panopticapi"`` (default: COCO's ``pq_compute``; predicted void costs like a
+            miss) or ``"torchmetrics"`` (predicted void also leaves the union and excuses a false
+            negative, which rewards abstaining). They differ only when the prediction holds void;
+            see the module docstring.
 
     Returns:
         dict: ``pq``, ``sq``, ``rq`` (mean over categories with ``TP + ½FP + ½FN > 0``),
@@ -148,12 +190,15 @@ def panoptic_quality(pred: Any, target: Any, things: Collection[int], stuffs: Co
 
     Raises:
         ValueError: shape mismatch, not (..., 2), float maps, overlapping things/stuffs,
-            unknown predicted category.
+            unknown predicted category, unknown ``void_handling``.
 
     References:
-        https://arxiv.org/abs/1801.00868; equals ``torchmetrics.detection.PanopticQuality``
+        https://arxiv.org/abs/1801.00868; ``"panopticapi"`` equals ``pq_compute`` of
+        https://github.com/cocodataset/panopticapi (``panopticapi/evaluation.py``, crowd-free);
+        ``"torchmetrics"`` equals ``torchmetrics.detection.PanopticQuality``
         (``return_sq_and_rq=True``, ``return_per_class=True``).
     """
+    tm = _check_void_handling(void_handling)
     things_l, stuffs_l = _parse(things, stuffs)
     p, t, void_cat = _prepare(pred, target, things_l, stuffs_l, allow_unknown_preds_category)
     cats = things_l + stuffs_l
@@ -166,7 +211,7 @@ def panoptic_quality(pred: Any, target: Any, things: Collection[int], stuffs: Co
         s = panoptic_segments(pi, ti, void_cat)
         pred_matched = np.zeros(len(s["pred_keys"]), bool)
         target_matched = np.zeros(len(s["target_keys"]), bool)
-        for i, j, iou in _pair_ious(s):
+        for i, j, iou in _pair_ious(s, tm):
             if iou > 0.5:
                 pred_matched[i] = target_matched[j] = True
                 k = idx[int(s["target_keys"][j, 0])]
@@ -175,7 +220,7 @@ def panoptic_quality(pred: Any, target: Any, things: Collection[int], stuffs: Co
         void_cols = np.nonzero(s["target_void"])[0]
         void_rows = np.nonzero(s["pred_void"])[0]
         for j in np.nonzero(~target_matched & ~s["target_void"])[0]:
-            covered = s["inter"][void_rows, j].sum() if len(void_rows) else 0
+            covered = s["inter"][void_rows, j].sum() if tm and len(void_rows) else 0
             if covered / s["target_area"][j] <= 0.5:
                 fn[idx[int(s["target_keys"][j, 0])]] += 1
         for i in np.nonzero(~pred_matched & ~s["pred_void"])[0]:

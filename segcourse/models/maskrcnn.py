@@ -124,6 +124,33 @@ def mask_rcnn(num_classes: int = 2, image_size: int = 96, width: int = 16, fpn_c
     return model
 
 
+def replace_predictors(model: nn.Module, num_classes: int) -> nn.Module:
+    """Fine-tuning recipe: new box and mask predictors for ``num_classes`` (background included), in place.
+
+    torchvision's recipe (its "TorchVision Object Detection Finetuning Tutorial"): keep the backbone, the
+    RPN, the box head and the mask head's convolutions, and replace only the two layers whose size is
+    the number of classes -- ``roi_heads.box_predictor`` by a new ``FastRCNNPredictor(in_features,
+    num_classes)`` and ``roi_heads.mask_predictor`` by a new ``MaskRCNNPredictor(in_channels, hidden,
+    num_classes)``, both randomly initialised. Works for :func:`mask_rcnn` and torchvision's
+    ``maskrcnn_resnet50_fpn``.
+
+    Returns:
+        the same model, for chaining.
+    """
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+
+    if num_classes < 2:
+        raise ValueError(f"num_classes counts the background too: at least 2, got {num_classes}")
+    heads = model.roi_heads
+    in_features = heads.box_predictor.cls_score.in_features
+    heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
+    in_channels = heads.mask_predictor.conv5_mask.in_channels
+    hidden = heads.mask_predictor.conv5_mask.out_channels
+    heads.mask_predictor = MaskRCNNPredictor(in_channels, hidden, num_classes)
+    return model
+
+
 def mask_rcnn_resnet50(num_classes: int = 91, **kwargs):
     """torchvision's ``maskrcnn_resnet50_fpn`` with ``weights=None, weights_backbone=None`` (offline, random init).
 

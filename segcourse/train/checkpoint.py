@@ -12,9 +12,12 @@ checkpoints therefore hold **only tensors and JSON**:
   monitored metric, and for training states the optimizer's hyper-parameters, the scheduler
   and GradScaler states and the history so far.
 
-Reading never unpickles: safetensors parses a JSON header and raw buffers. Plain PyTorch
-state dicts (``.pt``/``.pth``) and plain safetensors files (``save_file(model.state_dict())``)
-are accepted too, read with ``torch.load(weights_only=True)``; their keys are the model's own,
+A ``.safetensors`` file is never unpickled: safetensors parses a JSON header and raw buffers.
+Plain safetensors files (``save_file(model.state_dict())``) are accepted too, and so are plain
+PyTorch state dicts (``.pt``/``.pth``/``.bin``): those *are* pickles, read with
+``torch.load(weights_only=True)``, PyTorch's restricted unpickler, which builds only tensors,
+plain containers and allowlisted globals (it had code-execution bypasses before torch 2.6,
+CVE-2025-32434, and before 2.10, CVE-2026-24747: prefer safetensors). Their keys are the model's own,
 taken as they are (a model with a submodule called ``model`` keeps its ``model.`` keys).
 A truncated or corrupt file raises a ``ValueError`` that names it, and a failed write leaves no
 temporary file behind.
@@ -86,7 +89,10 @@ def write_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: 
 
 
 def read_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint written by :func:`write_file` (or a plain state dict); never unpickles.
+    """Read a checkpoint written by :func:`write_file` (or a plain state dict).
+
+    A ``.safetensors`` file is never unpickled; a ``.pt``/``.pth``/``.bin`` state dict goes through
+    ``torch.load(weights_only=True)``, PyTorch's restricted unpickler (see the module docstring).
 
     Returns:
         ``(tensors, meta)``; ``meta`` is ``{}`` for a plain safetensors / ``.pt`` state dict.

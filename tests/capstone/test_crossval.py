@@ -12,7 +12,16 @@ import math
 import numpy as np
 import pytest
 
-from segcourse.capstone.crossval import format_summary, holdout_split, kfold_indices, make_split, summarize
+from segcourse.capstone.crossval import (
+    block_kfold_indices,
+    format_summary,
+    group_kfold_indices,
+    holdout_split,
+    kfold_indices,
+    make_folds,
+    make_split,
+    summarize,
+)
 
 
 @pytest.mark.parametrize("n, k", [(10, 5), (12, 5), (7, 3), (5, 5), (60, 5), (9, 2)])
@@ -97,3 +106,50 @@ def test_summary_refuses_nan_and_mismatched_folds():
         summarize([{"miou": 0.9}, {"dice": 0.9}])
     with pytest.raises(ValueError, match="no fold scores"):
         summarize([])
+
+
+@pytest.mark.parametrize("n, k, gap", [(30, 5, 0), (30, 5, 1), (24, 4, 2), (7, 3, 1)])
+def test_block_folds_are_contiguous_and_keep_the_gap_out_of_training(n, k, gap):
+    folds = block_kfold_indices(n, k, gap=gap)
+    assert sorted(int(i) for _, val in folds for i in val) == list(range(n))
+    for train, val in folds:
+        assert val.tolist() == list(range(val[0], val[-1] + 1))                  # one contiguous block
+        distance = np.abs(train[:, None] - val[None, :]).min()
+        assert distance == gap + 1                                              # neighbours within gap left out
+        assert len(train) == n - len(val) - sum(0 <= j < n for j in [*range(val[0] - gap, val[0]),
+                                                                     *range(val[-1] + 1, val[-1] + 1 + gap)])
+    assert [v.tolist() for _, v in block_kfold_indices(n, k)] == [v.tolist() for _, v in kfold_indices(n, k,
+                                                                                                     shuffle=False)]
+
+
+def test_block_folds_refuse_a_gap_that_leaves_nothing_to_train_on():
+    with pytest.raises(ValueError, match="leaves no item to train on"):
+        block_kfold_indices(6, 2, gap=3)
+    with pytest.raises(ValueError, match="gap"):
+        block_kfold_indices(6, 2, gap=-1)
+
+
+def test_group_folds_keep_every_group_whole_and_balance_sizes():
+    groups = ["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"] * 2 + ["e"] * 1 + ["f"] * 1
+    folds = group_kfold_indices(groups, 3)
+    assert sorted(int(i) for _, val in folds for i in val) == list(range(len(groups)))
+    for train, val in folds:
+        assert not {groups[i] for i in val} & {groups[i] for i in train}        # no group on both sides
+    sizes = sorted(len(val) for _, val in folds)
+    assert sizes == [5, 5, 5]                                                    # greedy, largest group first
+    with pytest.raises(ValueError, match="number of groups"):
+        group_kfold_indices(["a", "a", "b"], 3)
+
+
+def test_make_folds_names_the_scheme_and_lists_train_and_validation():
+    split = make_folds(10, 5, scheme="blocks", gap=1)
+    assert split["scheme"] == "blocks" and split["pool"] == list(range(10)) and split["folds"][1] == [2, 3]
+    assert split["train"][1] == [0, 5, 6, 7, 8, 9]
+    grouped = make_folds(6, 2, scheme="groups", groups=[0, 0, 1, 1, 1, 2])
+    assert grouped["folds"] == [[2, 3, 4], [0, 1, 5]]
+    shuffled = make_folds(10, 5, seed=3)
+    assert shuffled["folds"] == [v.tolist() for _, v in kfold_indices(10, 5, seed=3)]
+    with pytest.raises(ValueError, match="unknown fold scheme 'random'"):
+        make_folds(10, 5, scheme="random")
+    with pytest.raises(ValueError, match="one group label per image"):
+        make_folds(10, 5, scheme="groups")

@@ -50,3 +50,32 @@ def test_pooled_scores_and_a_missed_object_counted_at_the_diagonal():
 def test_mismatched_images_and_target_are_refused():
     with pytest.raises(ValueError, match="same number of images"):
         score(FromChannel0(), torch.zeros(3, 3, 16, 16), _case())
+
+
+def test_error_breakdown_counts_errors_and_finds_them_on_the_outline():
+    import numpy as np
+    from skimage.segmentation import find_boundaries
+
+    from segcourse.capstone.scoring import error_breakdown
+
+    truth = np.zeros((2, 20, 20), bool)
+    truth[0, 5:12, 5:12] = True
+    truth[1, 3:9, 10:16] = True
+    pred = truth.copy()
+    pred[0, 4, 5:12] = True                  # one row too many, just outside the outline: 7 FP
+    pred[1, 3:9, 10] = False                 # one column lost, on the outline: 6 FN
+    pred[1, 15, 2] = True                    # a speck far from any nucleus: 1 FP
+    got = error_breakdown(pred, truth, width=1)
+    assert got["fp"] == 8 and got["fn"] == 6
+    assert got["near_outline"] == 13 / 14                       # all but the speck
+    # the outline is skimage's inner boundary (4-connectivity); the band grows it by one pixel
+    outline = np.stack([find_boundaries(t, connectivity=1, mode="inner") for t in truth])
+    assert math.isclose(error_breakdown(pred, truth, width=0)["band_share"] * truth.size, outline.sum())
+    on_outline = (pred ^ truth) & outline
+    assert on_outline.sum() == 6                                # the lost column; the extra row lies just outside
+    inter = (pred & truth).sum(axis=(1, 2))
+    want = 2 * inter / (pred.sum(axis=(1, 2)) + truth.sum(axis=(1, 2)))
+    assert got["dice_per_image"] == pytest.approx(want.tolist())
+    assert math.isnan(error_breakdown(truth, truth)["near_outline"])
+    with pytest.raises(ValueError, match="same shape"):
+        error_breakdown(pred[0], truth)

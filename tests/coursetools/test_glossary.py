@@ -40,6 +40,26 @@ def test_the_issue_s_terms_have_the_usual_chinese_names():
     assert {k: got.get(k) for k in wanted} == wanted
 
 
+def test_the_second_review_s_terms_and_names():
+    """Issue 23: leakage, calibration, throughput have entries; 标准差 is the standard deviation; "stride" is its own
+    term (a layer's step), not a variant of the output stride (the product of the strides)."""
+    got = {t.english: t for t in TERMS}
+    assert {k: got[k].chinese for k in ("leakage", "calibration", "throughput", "standard deviation", "stride")} == {
+        "leakage": "数据泄漏", "calibration": "校准", "throughput": "吞吐量", "standard deviation": "标准差",
+        "stride": "步幅"}
+    assert "stride" not in got["output stride"].also and "throughput" not in got["latency"].also
+    names = [name.lower() for t in TERMS for name in [t.english, *t.also]]
+    for name in ("stride", "throughput", "leakage", "leak", "calibration", "standard deviation", "std"):
+        assert names.count(name) == 1, f"{name!r} names {names.count(name)} glossary entries"
+
+
+def test_across_lessons_terms_are_in_no_terms_line():
+    terms = G.parse("## Lesson 01 — x\n\n### watershed\n\n**分水岭**\n\n## Across lessons · 跨课程术语\n\n"
+                    "### stride\n\n**步幅**\n")
+    assert [(t.english, t.lesson) for t in terms] == [("watershed", "01"), ("stride", G.ACROSS)]
+    assert "stride" not in G.terms_line(terms, "01")
+
+
 def test_parse_refuses_a_term_without_its_chinese_name_and_a_repeated_anchor():
     with pytest.raises(ValueError, match="Chinese name in bold"):
         G.parse("## Lesson 01 — x\n\n### watershed\n\nFloods from markers.\n")

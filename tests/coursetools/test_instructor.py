@@ -157,13 +157,82 @@ def test_committed_schedule_and_lesson_notes_are_current():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_longest_schedule_keeps_the_longest_run_of_lessons_that_fits():
-    long = [_lesson(number=f"{i:02d}", stated=200, exercises=()) for i in range(4)]   # 200 + 2 min each
-    days, n = I.longest_schedule(long, days=1)
-    assert n == 1 and days[0][0][1] == "00 X"   # 205 min; two would need 410 > 360
-    text = I.render_schedule(long)
-    assert "the lessons from 01 on do not fit in 1 day:" in text      # the one-day variant: 00, 01, 03
-    assert "the lessons from 02 on do not fit in 2 days" in text and "Self-study after the workshop: 02 X, 03 X." in text
+def _short(number, minutes=60, prerequisites=()):
+    return Lesson(number=number, stem=f"{number}_x", title=f"L{number}", stated_minutes=minutes,
+                  stated_exercise_minutes=None, exercises=[], seconds=None, speed=None, prerequisites=prerequisites)
+
+
+def test_prerequisites_are_read_from_the_first_cell_without_optional_ones_or_other_numbers():
+    first = ("# 11 · X\n**Prerequisites:** lessons 04 (U-Net), 07 (IoU/Dice, HD95) and 10 (ONNX export). Lesson 02 "
+             "helps but is not needed. PyTorch 2 basics.\n**Time:** about 120 minutes")
+    assert I.prerequisites(first, "11") == ("04", "07", "10")
+    assert I.prerequisites("# 00\n**Prerequisites:** Python and NumPy.\n") == ()
+
+
+def test_plan_takes_lessons_by_priority_each_with_its_prerequisites():
+    lessons = [_short("00"), _short("01", prerequisites=("00",)), _short("02", prerequisites=("00",)),
+               _short("03", prerequisites=("01", "02")), _short("04", prerequisites=("00",))]
+    # one day holds 5 lessons of 60 min (+0 run) = 300 of 360 min; with priority 00, 03 the closure of 03 is 00-03
+    p = I.plan(lessons, days=1, priority=("00", "03"))
+    assert [x.number for x in p.lessons] == ["00", "01", "02", "03", "04"] and p.left_out == []
+    p = I.plan([*lessons[:4], _short("04", minutes=200, prerequisites=("00",))], days=1, priority=("00", "03"))
+    assert [x.number for x in p.lessons] == ["00", "01", "02", "03"]          # 04 (200 min) no longer fits
+    assert [x.number for x in p.left_out] == ["04"]
+    # a high-priority lesson whose prerequisites do not fit is left out, and a later one fills the time
+    long_prerequisite = [_short("00"), _short("01", minutes=300), _short("02", prerequisites=("01",)), _short("03")]
+    p = I.plan(long_prerequisite, days=1, priority=("00", "02", "03"))
+    # 02 needs 01 (300 min): 00 + 01 + 02 = 420 > 360 min, so 02 is left out; 03 fits; 01 alone (tried last, as
+    # it is not in the priority) would not fit beside 00 and 03 (420 min)
+    assert [x.number for x in p.lessons] == ["00", "03"] and [x.number for x in p.left_out] == ["01", "02"]
+
+
+def test_plan_teaches_a_lesson_after_the_prerequisites_it_names_and_refuses_a_cycle():
+    lessons = [_short("06", prerequisites=("07",)), _short("07"), _short("10", prerequisites=("06", "07"))]
+    assert [x.number for x in I.teaching_order(lessons)] == ["07", "06", "10"]
+    with pytest.raises(ValueError, match="cycle: 06 needs 07, 07 needs 06"):
+        I.teaching_order([_short("06", prerequisites=("07",)), _short("07", prerequisites=("06",))])
+
+
+def test_plan_fills_the_time_left_with_more_exercises():
+    lesson = _lesson(number="00", stated=90, split=30, exercises=(("0.1", "warm-up", 10, "a"), ("0.2", "core", 20, "b"),
+                                                         ("0.3", "stretch", 300, "c")))
+    p = I.plan([lesson], days=1)
+    assert [e[0] for e in p.exercises["00"]] == ["0.1", "0.2"]   # 0.3 (300 min) does not fit the day
+    assert [x[2] for x in p.days[0][:2]] == ["walk-through and run (60 + 2 min)",   # 65 + 30 min: past 10:30
+                                              "exercises 0.1, 0.2 (continues after the break)"]
+
+
+def test_the_extra_exercises_leave_the_reserve_free():
+    # walk-through 335 min + warm-up 5 = 340 of the day's 360: 20 min free; 0.2 (10 min) would leave 10 < RESERVE
+    lesson = Lesson(number="00", stem="00_x", title="X", stated_minutes=355, stated_exercise_minutes=20,
+                    exercises=[("0.1", "warm-up", 5, "a"), ("0.2", "core", 10, "b"), ("0.3", "core", 5, "c")],
+                    seconds=None, speed=None)
+    p = I.plan([lesson], days=1)
+    assert [e[0] for e in p.exercises["00"]] == ["0.1", "0.3"] and sum(I.free_slots(p.days[0])) == I.RESERVE
+
+
+def test_a_new_lesson_needs_only_its_metadata():
+    lessons = [_short("00"), _short("01", prerequisites=("00",)), _short("12", prerequisites=("01",))]
+    p = I.plan(lessons, days=1, priority=("00",))     # 12 is not in the priority: it ranks last and still fits
+    assert [x.number for x in p.lessons] == ["00", "01", "12"]
+
+
+@pytest.fixture(scope="module")
+def course_lessons():
+    return I.load_lessons()
+
+
+@pytest.mark.parametrize("variant", I.VARIANTS, ids=[v.name for v in I.VARIANTS])
+def test_the_course_s_plans_respect_prerequisites_and_leave_no_large_empty_slot(course_lessons, variant):
+    p = I.plan(course_lessons, variant.days)
+    taught = [x.number for x in p.lessons]
+    for i, lesson in enumerate(p.lessons):
+        missing = [q for q in lesson.prerequisites if q in {x.number for x in course_lessons} and q not in taught[:i]]
+        assert not missing, f"{variant.name}: lesson {lesson.number} is taught before (or without) {missing}"
+    slots = [m for day in p.days for m in I.free_slots(day)]
+    assert max(slots, default=0) <= 30, f"{variant.name}: an empty slot of {max(slots)} min ({p.days})"
+    if variant.days == 2:   # the design: two days reach deployment and the capstone
+        assert {"10", "11"} <= set(taught), f"two days teach {taught}"
 
 
 def test_write_slides_names_and_skips_a_lesson_without_stored_outputs(tmp_path):

@@ -227,3 +227,35 @@ def test_the_cli_takes_the_folders_as_options(tmp_path, monkeypatch):
     args = parser.parse_args(["build", "--solutions", str(sol), "--notebooks", str(out)])
     assert builder.run(args) == 0 and (out / "03_demo.ipynb").exists()
     assert builder.run(parser.parse_args(["build", "--check", "--solutions", str(sol), "--notebooks", str(out)])) == 0
+
+
+PROJECT = """# BEGIN PROJECT train
+# STUB: model = None  # Your turn: train the recipe
+model = fit_the_recipe()
+# END PROJECT train
+print(model)"""
+
+
+def test_project_steps_become_their_scaffold_and_the_banner_does_not_link_the_solution():
+    learner, ids, errors = run(FUNC, VALUE, PROJECT, CHECKS)
+    assert errors == [] and ids == ["3.1", "3.2"]
+    assert learner.cells[3].source == "model = None  # Your turn: train the recipe\nprint(model)"
+    assert "fit_the_recipe" not in json.dumps(learner)
+    banner = learner.cells[0].source
+    assert "Project scaffold" in banner and "solutions/03_demo" not in banner
+    plain, _, _ = run(FUNC, VALUE, CHECKS)
+    assert "solutions/03_demo.ipynb" in plain.cells[0].source
+
+
+@pytest.mark.parametrize("cell, message", [
+    (PROJECT.replace("# STUB: model = None  # Your turn: train the recipe\n", ""), "has no '# STUB:' lines"),
+    (PROJECT.replace("# END PROJECT train", ""), "project step train is never closed"),
+    (PROJECT.replace("# END PROJECT train", "# END PROJECT report"), "without a matching '# BEGIN PROJECT report'"),
+    (PROJECT + "\n" + PROJECT, "project step train has a second region"),
+    (PROJECT.replace("# BEGIN PROJECT train", "# BEGIN PROJCT train"), "looks like an exercise marker"),
+    (PROJECT.replace("model = fit_the_recipe()", "# BEGIN SOLUTION 3.1\nx = 1\n# END SOLUTION 3.1"),
+     "an exercise region inside the project step train"),
+])
+def test_malformed_project_steps_are_errors(cell, message):
+    _, _, errors = run(FUNC, VALUE, cell, CHECKS)
+    assert any(message in e for e in errors), errors

@@ -528,3 +528,115 @@ def test_isbi_recipe_cli_flag(tmp_path, monkeypatch, capsys):
     assert "--allow-unverified" in capsys.readouterr().err
     with pytest.warns(UnverifiedDownloadWarning):
         assert recipes.main(["isbi2012", "--root", str(tmp_path / "data"), "--allow-unverified"]) == 0
+
+
+# ------------------------------------------------------------------------------------- hosts and mirrors
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]   # nothing listens there once the socket is closed
+
+
+def test_a_download_that_cannot_reach_the_publisher_tries_the_mirrors(tmp_path, pet_source, monkeypatch, capsys):
+    src, pins = pet_source
+    dead = f"http://127.0.0.1:{_closed_port()}/pets"
+    moved = dataclasses.replace(RECIPES["oxford_pet"], files=tuple(
+        dataclasses.replace(f, url=f"{dead}/{f.filename}", mirrors=((src / f.filename).as_uri(),))
+        for f in RECIPES["oxford_pet"].files))
+    monkeypatch.setitem(RECIPES, "oxford_pet", moved)
+    out = prepare("oxford_pet", root=tmp_path / "data", sha256=pins, progress=False)
+    assert (out / "dataset.json").is_file()
+    assert f"images.tar.gz: {dead}/images.tar.gz failed" in capsys.readouterr().err
+
+
+def test_a_mirror_is_not_tried_after_a_checksum_mismatch(tmp_path, pet_source, monkeypatch):
+    src, _ = pet_source
+    other = tmp_path / "other"
+    other.mkdir()
+    moved = dataclasses.replace(RECIPES["oxford_pet"], files=tuple(   # the real MD5s: the fixture fails them
+        dataclasses.replace(f, url=(src / f.filename).as_uri(), mirrors=((other / f.filename).as_uri(),))
+        for f in RECIPES["oxford_pet"].files))
+    monkeypatch.setitem(RECIPES, "oxford_pet", moved)
+    with pytest.raises(ChecksumError, match="MD5 mismatch"):
+        prepare("oxford_pet", root=tmp_path / "data", progress=False)
+
+
+def test_the_recipes_use_the_hosts_upstream_moved_to():
+    """keras-io#1200 (pets), pytorch/vision#9269/#9271 (VOC): the old addresses are only the last mirrors."""
+    pet, voc = RECIPES["oxford_pet"], RECIPES["voc2012"]
+    assert all(f.url.startswith("https://thor.robots.ox.ac.uk/datasets/pets/") for f in pet.files)
+    assert voc.files[0].url == "https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
+    assert voc.files[0].md5 == "6cd6e144f989b92b3379bac3b3de84fd"   # torchvision's pin: the same file
+    assert voc.files[0].mirrors[-1].startswith("http://host.robots.ox.ac.uk/")
+
+
+@pytest.fixture
+def local_server():
+    """An HTTP server on 127.0.0.1 in a thread: /file.tar (HEAD ok), /nohead.tar (HEAD refused, ranged GET
+    answered), /page.tar (an HTML page), /short.tar (a wrong size), anything else 404."""
+    import http.server
+    import threading
+
+    body = b"x" * 100
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self, with_body: bool):
+            if self.path == "/nohead.tar" and self.command == "HEAD":
+                self.send_error(405)
+                return
+            if self.path not in ("/file.tar", "/nohead.tar", "/page.tar", "/short.tar", "/"):
+                self.send_error(404)
+                return
+            ranged = self.headers.get("Range") == "bytes=0-0"
+            html = self.path in ("/page.tar", "/")
+            data = body[:50] if self.path == "/short.tar" else body
+            self.send_response(206 if ranged else 200)
+            self.send_header("Content-Type", "text/html" if html else "application/x-tar")
+            if ranged:
+                self.send_header("Content-Range", f"bytes 0-0/{len(data)}")
+                self.send_header("Content-Length", "1")
+            else:
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if with_body:
+                self.wfile.write(data[:1] if ranged else data)
+
+        def do_HEAD(self):
+            self._answer(False)
+
+        def do_GET(self):
+            self._answer(True)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_check_urls_asks_every_url_and_flags_what_is_not_the_file(local_server, capsys, monkeypatch):
+    base = local_server
+    recipe = dataclasses.replace(RECIPES["oxford_pet"], homepage=f"{base}/", files=(
+        recipes.RemoteFile("a.tar", f"{base}/file.tar", md5="0" * 32, size=100,
+                           mirrors=(f"{base}/nohead.tar", f"{base}/page.tar", f"{base}/short.tar",
+                                    f"{base}/gone.tar", f"http://127.0.0.1:{_closed_port()}/a.tar")),))
+    results = recipes.check_urls({"pets": recipe}, timeout=5)
+    verdicts = {(r.what, r.url.rsplit("/", 1)[1] if r.what != "homepage" else ""): (r.ok, r.detail) for r in results}
+    assert verdicts[("homepage", "")] == (True, "HTTP 200, 100 bytes, text/html")     # a page is fine there
+    assert verdicts[("a.tar", "file.tar")] == (True, "HTTP 200, 100 bytes, application/x-tar")
+    assert verdicts[("a.tar", "nohead.tar")] == (True, "HTTP 206, 100 bytes, application/x-tar")  # ranged GET
+    assert verdicts[("a.tar", "page.tar")][0] is False and "an HTML page" in verdicts[("a.tar", "page.tar")][1]
+    assert verdicts[("a.tar", "short.tar")] == (False, "HTTP 200, 50 bytes, application/x-tar: expected 100 bytes")
+    assert verdicts[("a.tar", "gone.tar")][0] is False and verdicts[("a.tar", "gone.tar")][1].startswith("HTTP 404")
+    assert "URLError" in verdicts[("a.tar", "a.tar")][1] and len(results) == 7
+    monkeypatch.setattr(recipes, "RECIPES", {"pets": recipe})
+    assert recipes.check_urls_main(["--timeout", "5"]) == 1
+    printed = capsys.readouterr().out
+    assert "3 of 7 URLs answer as expected; 4 do not" in printed and printed.count("FAIL") == 4

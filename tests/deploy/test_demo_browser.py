@@ -64,4 +64,26 @@ def test_demo_page_uploads_an_image_and_shows_the_overlay(chromium, tmp_path):
     assert size == [84, 60, False]
     assert "pixels" in areas and not errors
     assert Image.open(io.BytesIO(shot)).size[0] > 0
-    assert "400" in message and "not an image" in message
+    assert "415" in message and "not an image" in message
+
+
+def test_the_lessons_screenshots_show_the_demo_after_an_upload_and_the_docs(tmp_path):
+    """`screenshot_pages` (lesson 10 shows its result): the demo page with the overlay, and /docs, which lists the
+    operations and their answers even offline (the Swagger UI comes from a CDN, unreachable here)."""
+    from segcourse.deploy.load import png_bytes, screenshot_pages
+
+    torch.manual_seed(0)
+    model = export_onnx(unet(in_channels=3, num_classes=2, depth=3, base_channels=8), tmp_path / "unet.onnx")
+    tile = (np.random.default_rng(1).random((60, 84, 3)) * 255).astype(np.uint8)
+    server = Server(model, log=tmp_path / "server.log")
+    try:
+        shots = screenshot_pages(server.url, png_bytes(tile), width=900, height=600)
+    finally:
+        server.stop()
+    assert shots is not None, "Chromium is installed for the browser tests, so the screenshots must be taken"
+    assert set(shots) == {"/", "/docs"}
+    for shot in shots.values():
+        assert shot.shape == (600, 900, 3) and shot.std() > 10          # something drawn, not a blank page
+    log = (tmp_path / "server.log").read_text()
+    assert '"POST /predict?format=overlay' not in log and '"POST /predict" 200' in log   # the form was used
+    assert '"GET /openapi.json" 200' in log                              # the docs page read the schema

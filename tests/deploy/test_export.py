@@ -105,3 +105,48 @@ def test_torch_export_with_dynamic_sides(model):
     x = torch.rand(3, 3, 40, 96)
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), wrapped(x), rtol=0, atol=1e-5)
+
+
+def test_torch_export_cannot_prove_any_side_and_guards_the_declared_multiples(model):
+    # what lesson 10 says about torch.export: sides declared as plain Dims are refused (the decoder's
+    # "is this map's size even?" branch cannot be proved for the padding arithmetic), 8 * Dim is accepted,
+    # and the exported program then refuses a side that is not a multiple of 8 instead of answering wrongly;
+    # padding outside the program (DeployModel around the exported module) serves every size again
+    from torch.export import Dim, export
+
+    wrapped = deployable(model)
+    assert wrapped.multiple == 8
+    any_side = {"x": {0: Dim("batch", min=1, max=8), 2: Dim("h", min=1, max=512), 3: Dim("w", min=1, max=512)}}
+    with pytest.raises(Exception, match="Constraints violated"):
+        export(wrapped, (torch.rand(2, 3, 32, 32),), dynamic_shapes=any_side)
+    multiples = {"x": {0: Dim("batch", min=1, max=8), 2: 8 * Dim("hu", min=1, max=64), 3: 8 * Dim("wu", min=1, max=64)}}
+    program = export(wrapped, (torch.rand(2, 3, 32, 32),), dynamic_shapes=multiples).module()
+    odd = torch.rand(1, 3, 37, 45)
+    with pytest.raises(Exception, match="[Gg]uard"):
+        program(odd)
+    with torch.no_grad():
+        torch.testing.assert_close(DeployModel(program, 8)(odd), wrapped(odd), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("text, want", [
+    ("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni amx_int8\n", ["avx512_vnni", "amx_int8"]),
+    ("processor\t: 0\nflags\t\t: fpu sse2 avx2\n", []),                           # no int8 dot products
+    ("processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\n", ["asimddp", "i8mm"]),  # ARM spells it Features
+    ("flags\t\t: avx_vnni\nflags\t\t: avx_vnni\n", ["avx_vnni"]),                  # one line per core, once
+])
+def test_int8_instructions_reads_the_cpu_flags(text, want):
+    from segcourse.deploy.quantize import int8_instructions
+
+    assert int8_instructions(text) == want
+
+
+def test_int8_instructions_of_this_machine_is_a_list_or_unknown():
+    from pathlib import Path
+
+    from segcourse.deploy.quantize import INT8_FLAGS, int8_instructions
+
+    found = int8_instructions()
+    if Path("/proc/cpuinfo").exists():
+        assert isinstance(found, list) and set(found) <= set(INT8_FLAGS)
+    else:
+        assert found is None

@@ -1,10 +1,13 @@
 """The prediction service over real HTTP: a real server on 127.0.0.1, a free port, stopped by PID.
 
 Every bad input of the issue is sent and answered with a 4xx JSON error while the server keeps
-serving; a prediction equals in-process inference; 50 concurrent requests are all answered
-correctly; beyond capacity the answer is 503, never a crash.
+serving; a prediction equals in-process inference (EXIF-rotated and transparent uploads included);
+50 concurrent requests with the default settings are all answered correctly; a full queue or a
+passed queue deadline is 503 with Retry-After, a slow prediction 504, never a crash; /metrics is
+valid Prometheus text; every answer carries an X-Request-ID. The OpenAPI schema is fuzzed by
+schemathesis in test_schemathesis.py.
 
-Nothing here depends on timing: the capacity test holds a prediction with a gate the test opens (the
+Nothing here depends on timing: the admission tests hold a prediction with a gate the test opens (the
 service's app in uvicorn on a thread of the test process, the same app ``segcourse serve`` runs), so
 "busy" is a state the test sets, not a race between threads and the machine's speed.
 """
@@ -20,6 +23,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,8 +73,8 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(models):
-    srv = Server(models["onnx"], "--max-upload-mb", "1", "--max-pixels", "1000000", "--max-pending", "64",
-                 "--workers", "2", log=models["folder"] / "server.log")
+    srv = Server(models["onnx"], "--max-upload-mb", "1", "--max-pixels", "1000000", "--workers", "2",
+                 log=models["folder"] / "server.log")
     yield srv
     srv.stop()
 
@@ -141,28 +145,54 @@ def _truncated_png() -> bytes:
     return data[: len(data) // 2]
 
 
+def _encoded(array: np.ndarray, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def _sixteen_bit_rgb(extension: str) -> bytes:
+    """48-bit RGB (16 bits per channel), written by OpenCV: Pillow would silently keep the high byte."""
+    import cv2
+
+    rgb = (np.random.default_rng(0).random((12, 10, 3)) * 65535).astype(np.uint16)
+    ok, encoded = cv2.imencode(extension, rgb)
+    assert ok
+    return encoded.tobytes()
+
+
 BAD_INPUTS = {
-    "not an image": (b"hello, this is text" * 10, 400),
-    "truncated image": (_truncated_png(), 400),
-    "empty file": (b"", 400),
-    "decompression bomb": (_bomb_png(), 413),
-    "16-bit grey": (None, 415),
-    "too many declared pixels for the limit": (_bomb_png(1200, 1000), 413),
+    "not an image": (lambda: b"hello, this is text" * 10, 415),
+    "wrong format (GIF)": (lambda: _encoded(_image(4, 16, 16), "GIF"), 415),
+    "truncated image": (_truncated_png, 400),
+    "empty file": (lambda: b"", 400),
+    "decompression bomb (huge declared header)": (_bomb_png, 413),
+    "16-bit grey": (lambda: _encoded(np.full((20, 20), 40000, dtype=np.uint16), "PNG"), 415),
+    "16-bit RGB PNG": (lambda: _sixteen_bit_rgb(".png"), 415),
+    "16-bit RGB TIFF": (lambda: _sixteen_bit_rgb(".tiff"), 415),
+    "too many declared pixels for the limit": (lambda: _bomb_png(1200, 1000), 413),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_uploads_get_a_json_4xx_and_the_server_keeps_serving(server, models, case):
-    data, status = BAD_INPUTS[case]
-    if case == "16-bit grey":
-        buffer = io.BytesIO()
-        Image.fromarray(np.full((20, 20), 40000, dtype=np.uint16)).save(buffer, format="PNG")
-        data = buffer.getvalue()
-    reply = _post(server.url, data)
+    make, status = BAD_INPUTS[case]
+    reply = _post(server.url, make())
     assert reply.status_code == status, reply.text
     body = reply.json()
     assert isinstance(body["error"], str) and body["error"]
     assert str(models["folder"]) not in reply.text and "Traceback" not in reply.text and "/work" not in reply.text
+    assert server.alive() and httpx.get(server.url + "/health").status_code == 200
+
+
+def test_a_huge_http_header_is_refused_and_the_server_keeps_serving(server):
+    # uvicorn's HTTP parser caps a request head at 16 KiB (h11_max_incomplete_event_size): it answers 4xx or
+    # closes the connection, before the app sees anything; either way nothing is buffered without bound
+    try:
+        status = httpx.get(server.url + "/health", headers={"X-Padding": "x" * 200_000}, timeout=30).status_code
+    except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+        status = "connection closed"
+    assert status == "connection closed" or 400 <= status < 500, status
     assert server.alive() and httpx.get(server.url + "/health").status_code == 200
 
 
@@ -172,6 +202,46 @@ def test_missing_field_and_empty_body(server):
     wrong_field = httpx.post(server.url + "/predict", files={"image": ("x.png", _png(_image(5)), "image/png")})
     assert wrong_field.status_code == 422
     assert httpx.post(server.url + "/predict?format=svg", files={"file": ("x.png", _png(_image(5)))}).status_code == 422
+
+
+def test_json_answers_are_counted_in_health_and_metrics_are_prometheus_text(server):
+    from prometheus_client.parser import text_string_to_metric_families  # the reference parser
+
+    before = httpx.get(server.url + "/health").json()
+    assert _post(server.url, _png(_image(30)), "?format=json").status_code == 200
+    assert _post(server.url, b"").status_code == 400
+    after = httpx.get(server.url + "/health").json()
+    assert after["served_by_format"]["json"] == before["served_by_format"]["json"] + 1
+    assert after["served"] == before["served"] + 1 and after["bad_requests"] == before["bad_requests"] + 1
+    reply = httpx.get(server.url + "/metrics")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(reply.text)}
+    requests = {(s.labels["route"], s.labels["status"]): s.value for s in families["segcourse_requests"].samples}
+    assert requests[("/predict", "200")] >= 1 and requests[("/predict", "400")] >= 1
+    histogram = families["segcourse_request_duration_seconds"]
+    assert histogram.type == "histogram"
+    counts = {s.labels["route"]: s.value for s in histogram.samples if s.name.endswith("_count")}
+    assert counts["/predict"] == sum(v for (route, _), v in requests.items() if route == "/predict")
+    assert {s.labels["reason"] for s in families["segcourse_rejected"].samples} == {"queue_full", "deadline"}
+
+
+def test_every_answer_carries_a_request_id_and_the_access_log_has_it(server, models):
+    with httpx.Client(headers={"X-Request-ID": "client-42.a"}) as client:
+        mine = _post(server.url, _png(_image(31)), client=client)
+    assert mine.headers["x-request-id"] == "client-42.a"
+    made = httpx.post(server.url + "/predict", files={"file": ("x.png", b"")}, headers={"X-Request-ID": "bad id\t!"})
+    assert made.status_code == 400 and len(made.headers["x-request-id"]) == 32     # replaced by a fresh uuid4 hex
+    big = httpx.post(server.url + "/predict", content=b"x" * (3 * 2**20), headers={"X-Request-ID": "too-big"})
+    assert big.status_code == 413 and big.headers["x-request-id"] == "too-big"    # refused before the app: still
+    log = (models["folder"] / "server.log").read_text()
+    assert '"POST /predict" 200' in log and "id=client-42.a" in log and "id=too-big" in log
+
+
+@pytest.mark.parametrize("method,path,allowed", [("PUT", "/predict", "POST"), ("DELETE", "/health", "GET"),
+                                                 ("POST", "/metrics", "GET")])
+def test_a_method_a_route_does_not_have_is_405_with_allow(server, method, path, allowed):
+    reply = httpx.request(method, server.url + path)
+    assert reply.status_code == 405 and allowed in reply.headers["allow"] and reply.json()["error"]
 
 
 def test_uploads_over_the_size_limit_are_refused_before_being_read(server):
@@ -189,8 +259,8 @@ def test_uploads_over_the_size_limit_are_refused_before_being_read(server):
     assert server.alive() and httpx.get(server.url + "/health").status_code == 200
 
 
-@pytest.mark.parametrize("mode,note", [("L", "grey -> RGB"), ("RGBA", "alpha dropped"), ("P", "palette -> RGB")])
-def test_grey_rgba_and_palette_images_are_converted(server, models, mode, note):
+@pytest.mark.parametrize("mode,note", [("L", "grey -> RGB"), ("P", "palette -> RGB")])
+def test_grey_and_palette_images_are_converted(server, models, mode, note):
     rgb = _image(6, 48, 40)
     pil = Image.fromarray(rgb).convert(mode)
     buffer = io.BytesIO()
@@ -202,18 +272,49 @@ def test_grey_rgba_and_palette_images_are_converted(server, models, mode, note):
     assert np.array_equal(served, expected)
 
 
-def test_fifty_concurrent_requests_are_all_answered_correctly(server, models):
+def test_rgba_is_composited_onto_white(server, models):
+    rgb = _image(7, 48, 40)
+    alpha = np.zeros((48, 40), dtype=np.uint8)
+    alpha[:, 20:] = 255                                        # left half transparent, right half opaque
+    reply = _post(server.url, _png(np.dstack([rgb, alpha])))
+    assert reply.status_code == 200 and reply.headers["x-channels"] == "alpha composited on white"
+    # the reference: alpha blending written out, a * rgb + (1 - a) * white, with a in {0, 1} here
+    flat = np.where(alpha[..., None] == 255, rgb, 255).astype(np.uint8)
+    expected = predict_mask(load_predictor(models["onnx"]), flat)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(reply.content))), expected)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_an_exif_rotated_photo_is_predicted_as_displayed(server, models, fmt):
+    stored = _image(8, 30, 50)                                # as the camera stored it: 30 rows x 50 columns
+    exif = Image.Exif()
+    exif[0x0112] = 6                                          # EXIF orientation 6: display rotated 90 deg clockwise
+    data = _encoded(stored, fmt, exif=exif, **({"lossless": True} if fmt == "WEBP" else {}))
+    displayed = np.ascontiguousarray(np.rot90(stored, k=-1))  # what a viewer shows: 50 rows x 30 columns
+    reply = _post(server.url, data)
+    assert reply.status_code == 200 and "orientation 6" in reply.headers["x-channels"]
+    served = np.asarray(Image.open(io.BytesIO(reply.content)))
+    assert served.shape == (50, 30)
+    assert np.array_equal(served, predict_mask(load_predictor(models["onnx"]), displayed))
+
+
+def test_fifty_concurrent_requests_with_the_default_settings_are_all_answered_correctly(models):
+    """The issue's burst: 50 small requests at once against `segcourse serve MODEL` with no option at all."""
     images = [_image(10 + i, 128, 160) for i in range(5)]
     predictor = load_predictor(models["onnx"])
     expected = [predict_mask(predictor, im) for im in images]
     payloads = [_png(im) for im in images]
-    # 50 requests at once, under the server's capacity (--max-pending 64): every one is answered, none with 503
-    with ThreadPoolExecutor(max_workers=50) as pool, httpx.Client(limits=httpx.Limits(max_connections=60)) as c:
-        replies = list(pool.map(lambda i: (i % 5, _post(server.url, payloads[i % 5], client=c)), range(50)))
-    assert [r.status_code for _, r in replies] == [200] * 50
-    for k, reply in replies:
-        assert np.array_equal(np.asarray(Image.open(io.BytesIO(reply.content))), expected[k])
-    assert httpx.get(server.url + "/health").json()["in_flight"] == 0
+    with ServiceProcess(models["onnx"], threads=None, log=models["folder"] / "default.log") as srv:
+        health = httpx.get(srv.url + "/health").json()
+        assert health["workers"] * health["threads"] <= (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                         else os.cpu_count())
+        with ThreadPoolExecutor(max_workers=50) as pool, httpx.Client(limits=httpx.Limits(max_connections=60)) as c:
+            replies = list(pool.map(lambda i: (i % 5, _post(srv.url, payloads[i % 5], client=c)), range(50)))
+        assert [r.status_code for _, r in replies] == [200] * 50
+        for k, reply in replies:
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(reply.content))), expected[k])
+        health = httpx.get(srv.url + "/health").json()
+        assert (health["in_flight"], health["served"], health["rejected"]) == (0, 50, 0)
 
 
 class _HeldModel:
@@ -252,24 +353,56 @@ def _served_in_process(predictor, limits: Limits):
         assert not thread.is_alive(), "the in-process server did not stop"
 
 
-def test_beyond_capacity_the_answer_is_503_health_answers_and_the_service_goes_on(models):
+def _held(models):
     real = load_predictor(models["onnx"])
     held = _HeldModel(real)
-    predictor = Predictor(held, num_classes=real.num_classes, in_channels=real.in_channels, classes=real.classes,
-                          kind=real.kind, name=real.name)
+    return real, held, Predictor(held, num_classes=real.num_classes, in_channels=real.in_channels,
+                                 classes=real.classes, kind=real.kind, name=real.name)
+
+
+def test_a_burst_waits_in_the_queue_and_is_served(models):
+    real, held, predictor = _held(models)
     image = _image(20, 64, 64)
     expected = predict_mask(real, image)
-    with _served_in_process(predictor, Limits(max_pending=1, workers=1)) as url, \
-            ThreadPoolExecutor(max_workers=1) as pool, httpx.Client() as client:
+    with _served_in_process(predictor, Limits(workers=1, max_queue=8, queue_timeout=120)) as url, \
+            ThreadPoolExecutor(max_workers=5) as pool, httpx.Client() as client:
+        try:
+            futures = [pool.submit(_post, url, _png(image))]
+            assert held.started.acquire(timeout=120), "the first request never reached the model"
+            futures += [pool.submit(_post, url, _png(image)) for _ in range(4)]
+            for _ in range(600):                                # until the four are queued (each poll is a request)
+                health = client.get(url + "/health").json()
+                if health["queued"] == 4:
+                    break
+                time.sleep(0.05)
+            assert (health["running"], health["queued"], health["in_flight"]) == (1, 4, 5)
+        finally:
+            held.release.set()
+        replies = [f.result(timeout=120) for f in futures]
+    assert [r.status_code for r in replies] == [200] * 5
+    assert all(np.array_equal(np.asarray(Image.open(io.BytesIO(r.content))), expected) for r in replies)
+
+
+@pytest.mark.parametrize("reason", ["queue_full", "deadline"])
+def test_a_full_queue_or_a_passed_deadline_is_503_with_retry_after(models, reason):
+    real, held, predictor = _held(models)
+    image = _image(21, 64, 64)
+    expected = predict_mask(real, image)
+    limits = Limits(workers=1, max_queue=0) if reason == "queue_full" else \
+        Limits(workers=1, max_queue=4, queue_timeout=0.2)
+    with _served_in_process(predictor, limits) as url, ThreadPoolExecutor(max_workers=1) as pool, \
+            httpx.Client() as client:
         try:
             first = pool.submit(_post, url, _png(image))
             assert held.started.acquire(timeout=120), "the first request never reached the model"
-            # the first request is being predicted (held): the capacity of 1 is used up
+            # the only worker is held: the queue is full (0 places), or the wait passes its 0.2 s deadline
             busy = _post(url, _png(image), client=client)
-            assert busy.status_code == 503 and busy.headers["retry-after"] == "1", busy.text
-            assert "capacity" in busy.json()["error"]
+            assert busy.status_code == 503, busy.text
+            assert int(busy.headers["retry-after"]) >= 1 and "busy" in busy.json()["error"]
             health = client.get(url + "/health").json()           # answered while the prediction runs
-            assert (health["in_flight"], health["capacity"], health["rejected"], health["served"]) == (1, 1, 1, 0)
+            assert (health["running"], health["queued"], health["rejected"], health["served"]) == (1, 0, 1, 0)
+            metrics = client.get(url + "/metrics").text
+            assert f'segcourse_rejected_total{{reason="{reason}"}} 1' in metrics
         finally:
             held.release.set()
         reply = first.result(timeout=120)
@@ -280,6 +413,28 @@ def test_beyond_capacity_the_answer_is_503_health_answers_and_the_service_goes_o
         assert again.status_code == 200 and np.array_equal(np.asarray(Image.open(io.BytesIO(again.content))), expected)
         health = client.get(url + "/health").json()
         assert (health["in_flight"], health["rejected"], health["served"]) == (0, 1, 2)
+
+
+def test_a_prediction_over_the_inference_timeout_is_504_and_its_worker_stays_counted(models):
+    real, held, predictor = _held(models)
+    image = _image(22, 64, 64)
+    with _served_in_process(predictor, Limits(workers=1, max_queue=0, inference_timeout=0.2)) as url, \
+            httpx.Client() as client:
+        try:
+            slow = _post(url, _png(image), client=client)      # held past 0.2 s
+            assert slow.status_code == 504 and "limit of 0.2 s" in slow.json()["error"], slow.text
+            health = client.get(url + "/health").json()
+            assert (health["timeouts"], health["running"]) == (1, 1)       # the thread still computes
+            assert _post(url, _png(image), client=client).status_code == 503  # so its worker is not free
+        finally:
+            held.release.set()
+        for _ in range(600):                                   # the held computation ends: the worker is free again
+            if client.get(url + "/health").json()["running"] == 0:
+                break
+            time.sleep(0.05)
+        again = _post(url, _png(image), client=client)
+        assert again.status_code == 200
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(again.content))), predict_mask(real, image))
 
 
 class _Exploit:

@@ -108,3 +108,33 @@ def test_label_maps_and_watershed_helpers():
     counts = draw_instances(ax, s.image, ws, s.instances.astype(np.int32), boxes=[[1, 1, 5, 5]], scores=[0.5])
     plt.close(fig)
     assert counts["tp"] + counts["fn"] == len(np.unique(s.instances)) - 1
+
+
+def test_replace_predictors_keeps_the_rest_and_trains(no_download):
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    from segcourse.models.maskrcnn import replace_predictors
+
+    seed_everything(0)
+    model = mask_rcnn(image_size=64)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    replace_predictors(model, num_classes=4)
+    assert model.roi_heads.box_predictor.cls_score.out_features == 4
+    assert model.roi_heads.box_predictor.bbox_pred.out_features == 16
+    assert model.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 4
+    after = model.state_dict()
+    kept = [k for k in before if "predictor" not in k]
+    assert kept and all(torch.equal(before[k], after[k]) for k in kept)
+    ds = instance_dataset("shapes", "val", count=2, size=64)
+    images, targets = detection_collate([ds[0], ds[1]])
+    model.train()
+    losses = model(list(images), list(targets))
+    sum(losses.values()).backward()
+    assert model.roi_heads.mask_predictor.mask_fcn_logits.weight.grad is not None
+    model.eval()
+    out = model([images[0]])[0]
+    assert out["masks"].shape[1:] == (1, 64, 64) and (out["labels"] < 4).all()
+    big = replace_predictors(maskrcnn_resnet50_fpn(weights=None, weights_backbone=None), 3)
+    assert big.roi_heads.box_predictor.cls_score.out_features == 3
+    with pytest.raises(ValueError, match="background"):
+        replace_predictors(model, 1)

@@ -118,8 +118,30 @@ def test_roi_pool_one_equals_torchvision(scale):
     for box in random_boxes(6, size=90, seed=4):
         ref = ops.roi_pool(feature[None], [box[None]], 4, spatial_scale=scale)[0]
         torch.testing.assert_close(D.roi_pool_one(feature, box, 4, scale), ref)
-    q = D.roi_pool_quantisation(random_boxes(50, seed=5), 1 / 16)
-    assert q.max() <= 8.0 + 1e-9 and q.max() > 4.0
+    for half in ([8.0, 8.0, 24.0, 40.0], [-8.0, 24.0, 56.0, 72.0]):          # edges exactly on half cells
+        box = torch.tensor(half)
+        torch.testing.assert_close(D.roi_pool_one(feature, box, 2, 1 / 16), ops.roi_pool(feature[None], [box[None]], 2, 1 / 16)[0])
+
+
+@pytest.mark.parametrize("stride", [4, 16])
+def test_roi_pool_quantisation_is_the_window_roi_pool_reads(stride):
+    """A ramp (value = feature column) pooled by ops.roi_pool tells which columns it read: the first is the
+    minimum, the last the maximum; the window is [first * stride, (last + 1) * stride) in image pixels."""
+    fw = 12
+    ramp = torch.arange(fw, dtype=torch.float64).expand(fw, fw)[None, None]
+    g = torch.Generator().manual_seed(6)
+    x1 = torch.rand(300, generator=g, dtype=torch.float64) * 5 * stride
+    x2 = x1 + stride + torch.rand(300, generator=g, dtype=torch.float64) * 4 * stride
+    x1 = torch.cat([x1, torch.arange(0.0, 4 * stride, stride / 2, dtype=torch.float64)])        # halves: ties
+    x2 = torch.cat([x2, torch.arange(0.0, 4 * stride, stride / 2, dtype=torch.float64) + 2.5 * stride])
+    rois = torch.stack([x1, torch.zeros_like(x1), x2, torch.full_like(x1, float(stride))], 1)
+    last = ops.roi_pool(ramp, [rois], (1, 1), 1 / stride).flatten()
+    first = -ops.roi_pool(-ramp, [rois], (1, 1), 1 / stride).flatten()
+    q = D.roi_pool_quantisation(rois, 1 / stride)
+    torch.testing.assert_close(q[:, 0], first * stride - x1)
+    torch.testing.assert_close(q[:, 2], (last + 1) * stride - x2)
+    # the bounds: start edge within half a cell, end edge half a cell to 1.5 cells outwards
+    assert q[:, 0].abs().max() <= stride / 2 and q[:, 2].min() >= stride / 2 and q[:, 2].max() <= 1.5 * stride
 
 
 def test_mask_target_equals_project_masks_on_boxes():

@@ -10,11 +10,16 @@ map (``einsum("qc,qhw->chw")``) or a panoptic one (score and overlap thresholds)
 * :mod:`.losses` -- point sampling, pairwise and matched BCE / Dice, uncertainty-based importance sampling;
 * :mod:`.matcher` -- the matching cost and ``scipy.optimize.linear_sum_assignment``;
 * :mod:`.criterion` -- the set loss with auxiliary losses on every decoder layer;
-* :mod:`.inference` -- semantic and panoptic inference;
+* :mod:`.inference` -- semantic and panoptic inference; diagnostics of it (``query_verdicts``,
+  ``thing_coverage``) and a per-pixel panoptic baseline (semantic map + connected components);
 * :mod:`.train` -- targets from panoptic maps, the task and batches that train it with ``segcourse.train.fit``,
   batched prediction.
 
-The cost and loss pieces equal Hugging Face ``transformers``' Mask2Former functions (tested).
+Checked against Hugging Face ``transformers``' Mask2Former with the same weights and inputs (tests in
+``tests/models/mask2former/``): point sampling, the matcher, the mask losses, the masked-attention decoder layer
+and the whole transformer decoder, the class / no-object loss and the whole criterion with auxiliary losses,
+semantic and panoptic inference (where the conventions differ, the docstrings name the difference and the
+tests check it).
 
 References:
     Cheng, Misra, Schwing, Kirillov, Girdhar, "Masked-attention Mask Transformer for Universal Image
@@ -25,7 +30,14 @@ References:
 
 from .attention import MaskedCrossAttention, attention_mask_from_logits, masked_attention
 from .criterion import SetCriterion, mask_losses
-from .inference import VOID, panoptic_inference, semantic_inference
+from .inference import (
+    VOID,
+    panoptic_from_semantic,
+    panoptic_inference,
+    query_verdicts,
+    semantic_inference,
+    thing_coverage,
+)
 from .losses import (
     matched_dice_loss,
     pairwise_dice,
@@ -50,6 +62,6 @@ __all__ = [
     "MaskedCrossAttention", "attention_mask_from_logits", "masked_attention",
     "SetCriterion", "mask_losses", "match", "matching_cost", "hungarian",
     "sample_points", "pairwise_sigmoid_ce", "pairwise_dice", "sigmoid_ce_loss", "matched_dice_loss", "uncertain_points",
-    "semantic_inference", "panoptic_inference", "VOID",
+    "semantic_inference", "panoptic_inference", "query_verdicts", "thing_coverage", "panoptic_from_semantic", "VOID",
     "panoptic_targets", "PanopticBatches", "Mask2FormerTask", "predict_outputs", "predict_panoptic", "predict_semantic",
 ]

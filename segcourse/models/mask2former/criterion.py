@@ -10,7 +10,11 @@ For each prediction set: match queries to targets (:func:`~.matcher.match`), the
   in the batch.
 
 ``total = Σ_sets (w_class · class + w_mask · mask + w_dice · dice)`` with the paper's weights 2, 5, 5.
-Equal to Hugging Face's ``Mask2FormerLoss`` piece by piece (the tests compare the mask terms).
+Equal to Hugging Face's ``Mask2FormerLoss`` weighted as ``Mask2FormerForUniversalSegmentation.get_loss_dict``:
+every term, every auxiliary term, the total and its gradients, on the same random points (same global seed).
+One convention differs: for an image without targets the course draws no matching points, transformers
+still draws ``torch.rand(1, P, 2)``; so with such an image in the batch the two use other random points
+(the tests check that with that draw made by hand the losses are equal).
 
 References:
     Cheng et al., CVPR 2022, https://arxiv.org/abs/2112.01527 (section 4, "Loss weights").

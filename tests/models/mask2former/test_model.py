@@ -145,7 +145,8 @@ def test_pq_of_model_outputs_equals_torchmetrics(street):
         pan = predict_panoptic(out, THINGS, (64, 64), score_threshold=thr)
         for p in pan:
             _valid(p, THINGS)
-        ours = panoptic_quality(pan, d["panoptic"], THINGS, STUFFS, allow_unknown_preds_category=True)
+        ours = panoptic_quality(pan, d["panoptic"], THINGS, STUFFS, allow_unknown_preds_category=True,
+                                void_handling="torchmetrics")
         tm = PanopticQuality(things=set(THINGS), stuffs=set(STUFFS), allow_unknown_preds_category=True,
                              return_sq_and_rq=True)
         want = tm(pan, torch.from_numpy(d["panoptic"]))        # (pq, sq, rq)
