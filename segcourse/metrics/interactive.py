@@ -105,6 +105,22 @@ def mask_iou(pred, target) -> float:
     return 1.0 if union == 0 else int((pred & target).sum()) / union
 
 
+def ring_iou(target, pixels: int = 1) -> float:
+    """The IoU of ``target`` with itself dilated by ``pixels`` (4-connected steps): what a prediction reaches
+    that is right everywhere except a ``pixels``-wide ring outside the object's boundary.
+
+    For small objects this caps the reachable IoU: a 15-pixel-wide nucleus dilated by one pixel has IoU of
+    about 0.8, so NoC@85/90 then ask for boundaries exact to the pixel. ``target``: ``(H, W)`` bool, not empty.
+    """
+    target = _binary(target, "target")
+    if not target.any():
+        raise ValueError("target is empty: the ring IoU of an empty mask is undefined")
+    if not isinstance(pixels, int) or pixels < 0:
+        raise ValueError(f"pixels must be a non-negative int, got {pixels!r}")
+    grown = ndimage.binary_dilation(target, iterations=pixels) if pixels else target
+    return mask_iou(grown, target)
+
+
 def number_of_clicks(ious: Sequence[float], threshold: float, max_clicks: int = MAX_CLICKS) -> int:
     """NoC: the first ``k`` (1-based) with ``ious[k-1] >= threshold``, else ``max_clicks``.
 

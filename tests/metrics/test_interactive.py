@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from segcourse.metrics.interactive import (
     first_click,
     mask_iou,
     next_click,
     number_of_clicks,
+    ring_iou,
     simulate,
     summarise,
 )
@@ -89,3 +91,24 @@ def test_summarise_means_and_size_groups():
     assert out["by_size"]["< 200 px"]["noc@90"] == 1 and out["by_size"][">= 200 px"]["noc@90"] == 20
     with pytest.raises(ValueError, match="curves"):
         summarise(np.zeros((2, 3)))
+
+
+def test_ring_iou_counts_the_ring_and_matches_the_taxicab_distance():
+    target = np.zeros((20, 20), bool)
+    target[5:15, 5:15] = True                                    # 100 pixels
+    assert ring_iou(target, 0) == 1.0
+    assert ring_iou(target, 1) == pytest.approx(100 / 140)       # + 4 sides of 10
+    assert ring_iou(target, 2) == pytest.approx(100 / 184)       # + 4 sides of 20 + 4 corner pixels
+    rng = np.random.default_rng(0)
+    blob = np.zeros((32, 32), bool)
+    blob[8:24, 8:24] = rng.random((16, 16)) < 0.7
+    for p in (1, 2, 3):                                          # the same ring from the distance transform
+        near = ndimage.distance_transform_cdt(~blob, metric="taxicab") <= p
+        assert ring_iou(blob, p) == pytest.approx(blob.sum() / near.sum())
+
+
+def test_ring_iou_rejects_an_empty_mask_and_a_bad_width():
+    with pytest.raises(ValueError, match="empty"):
+        ring_iou(np.zeros((4, 4), bool))
+    with pytest.raises(ValueError, match="pixels"):
+        ring_iou(np.ones((4, 4), bool), -1)
