@@ -80,6 +80,9 @@ def error_breakdown(pred, truth, *, width: int = 1) -> dict:
     """
     from scipy import ndimage
 
+    from ..metrics.boundary import surface_pixels
+    from ..metrics.per_case import per_case_dice
+
     pred, truth = np.asarray(pred).astype(bool), np.asarray(truth).astype(bool)
     if pred.shape != truth.shape:
         raise ValueError(f"pred {pred.shape} and truth {truth.shape} must have the same shape")
@@ -89,11 +92,11 @@ def error_breakdown(pred, truth, *, width: int = 1) -> dict:
     cross = ndimage.generate_binary_structure(2, 1)
     band = np.zeros_like(truth)
     for i, t in enumerate(truth):
-        outline = t & ~ndimage.binary_erosion(t, cross, border_value=0)
+        outline = surface_pixels(t)
         band[i] = ndimage.binary_dilation(outline, cross, iterations=width) if width else outline
     errors = pred ^ truth
-    inter, total = (pred & truth).sum(axis=(1, 2)), pred.sum(axis=(1, 2)) + truth.sum(axis=(1, 2))
-    dice = [float(2 * a / b) if b else 1.0 for a, b in zip(inter, total)]
+    dice = np.nan_to_num(per_case_dice(pred.astype(np.int64), truth.astype(np.int64), 2, ignore_index=None)[:, 1],
+                         nan=1.0).tolist()                         # both empty: 1.0
     return {"fp": int((pred & ~truth).sum()), "fn": int((~pred & truth).sum()),
             "near_outline": float((errors & band).sum() / errors.sum()) if errors.any() else float("nan"),
             "band_share": float(band.mean()), "dice_per_image": dice}

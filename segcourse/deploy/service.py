@@ -462,24 +462,35 @@ class RequestLog:
             return await self.app(scope, receive, send)
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
-        start, status = time.perf_counter(), 500
+        start, status, recorded = time.perf_counter(), 500, False
 
-        async def send_with_id(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
+        def record():
+            # once per request, before the last byte of the answer goes out: a client that has its
+            # answer finds the request already in the access log and in /metrics
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
             seconds = time.perf_counter() - start
             path = scope.get("path", "")
             self.metrics.observe(path if path in self.routes else "other", status, seconds)
             client = scope.get("client") or ("-", 0)
             access_log.info('%s "%s %s" %d %.1f ms id=%s', client[0], scope.get("method"), path, status,
                             seconds * 1e3, request_id)
+
+        async def send_with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            record()                                   # an answer that never completed (an error, a disconnect)
 
 
 class BodyLimit:

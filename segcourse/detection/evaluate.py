@@ -147,18 +147,19 @@ def pooled_instance_f1(preds, targets, iou_threshold: float = 0.5) -> dict:
         ``{"precision", "recall", "f1", "tp", "fp", "fn"}``; precision/recall/F1 are 1.0 when there is
         nothing to find and nothing found, as :func:`~segcourse.metrics.instance_f1`.
     """
-    from ..metrics.instances import match_instances
+    from ..metrics.instances import InstanceMatch, match_instances
 
     if len(preds) != len(targets):
         raise ValueError(f"preds and targets must be paired by image, got {len(preds)} and {len(targets)}")
-    tp = fp = fn = 0
+    pooled = InstanceMatch([], [], [], iou_threshold)            # the per-image matches, concatenated
     for p, t in zip(preds, targets):
         m = match_instances(p, t, iou_threshold)
-        tp, fp, fn = tp + m.tp, fp + m.fp, fn + m.fn
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+        pooled.pairs += m.pairs
+        pooled.unmatched_pred += m.unmatched_pred
+        pooled.unmatched_gt += m.unmatched_gt
+        pooled.num_pred, pooled.num_gt = pooled.num_pred + m.num_pred, pooled.num_gt + m.num_gt
+    return {"precision": pooled.precision, "recall": pooled.recall, "f1": pooled.f1,
+            "tp": pooled.tp, "fp": pooled.fp, "fn": pooled.fn}
 
 
 def crop_and_paste_ceiling(targets, size: int = 28, box_offset: float = 0.0) -> list[dict]:
