@@ -2,7 +2,7 @@
 
 An interactive tool runs the image encoder once per image (on a server or a GPU) and the prompt decoder
 once per click (in the browser, for SAM: ``segment_anything/utils/onnx.py`` exports exactly this part).
-:func:`export_prompt_decoder` writes a graph with inputs ``embedding`` float32 ``(1, D, h, w)``,
+:func:`export_prompt_decoder` writes a graph with inputs ``embedding`` float32 ``(1, C, h, w)`` (``C = model.embedding_channels``),
 ``points`` float32 ``(1, N, 2)`` pixel ``(x, y)`` and ``labels`` int64 ``(1, N)`` (1 positive, 0
 negative, -1 padding), and outputs ``masks`` float32 logits ``(1, K, 4h, 4w)`` (the multi-mask output for
 one click, the single-mask output for more, fixed when the graph is traced) and ``iou_pred`` float32
@@ -57,7 +57,7 @@ def export_prompt_decoder(model: PromptableSegmenter, path: str | os.PathLike, *
     import onnx
 
     decoder = PromptDecoder(model).cpu().eval()
-    d = model.config.embed_dim
+    d = model.embedding_channels
     if image_size % STRIDE:
         raise ValueError(f"image_size must be divisible by {STRIDE}, got {image_size}")
     grid = image_size // STRIDE

@@ -96,6 +96,25 @@ def objects_from_arrays(images: np.ndarray, instances: np.ndarray, min_pixels: i
         image_index=table[:, 0], instance_id=table[:, 1], group_id=table[:, 2], area=table[:, 3])
 
 
+def concat_objects(*parts: InteractiveObjects) -> InteractiveObjects:
+    """The objects of several splits as one (e.g. ``cells`` and ``shapes`` for one class-agnostic training set).
+
+    Images must share their size; image indices are renumbered and instance / group ids keep their images.
+    """
+    if not parts:
+        raise ValueError("concat_objects needs at least one InteractiveObjects")
+    sizes = {tuple(p.images.shape[1:]) for p in parts}
+    if len(sizes) != 1:
+        raise ValueError(f"objects to concatenate must have images of one size (C, H, W), got {sorted(sizes)}")
+    offsets = np.cumsum([0] + [len(p.images) for p in parts[:-1]])
+    return InteractiveObjects(
+        images=torch.cat([p.images for p in parts]), gray=np.concatenate([p.gray for p in parts]),
+        instances=np.concatenate([p.instances for p in parts]), groups=np.concatenate([p.groups for p in parts]),
+        image_index=np.concatenate([p.image_index + o for p, o in zip(parts, offsets)]),
+        instance_id=np.concatenate([p.instance_id for p in parts]), group_id=np.concatenate([p.group_id for p in parts]),
+        area=np.concatenate([p.area for p in parts]))
+
+
 def interactive_objects(name: str, split: str = "train", count: int | None = None, size: int = 64, seed: int = 0,
                         min_pixels: int = 20) -> InteractiveObjects:
     """The objects of a synthetic split (``cells`` or ``shapes``), class-agnostic (see :func:`objects_from_arrays`)."""

@@ -200,3 +200,43 @@ def test_mask_feedback_takes_the_previous_mask_as_a_third_dense_channel():
         ones, _ = model.decode(emb, points, labels, multimask=False, mask_input=torch.ones(1, 1, 32, 32))
     torch.testing.assert_close(none, zeros)                 # no previous mask = an empty one
     assert not torch.allclose(zeros, ones)
+
+
+def test_the_embedding_packs_the_refiners_full_resolution_features_by_pixel_unshuffle():
+    torch.manual_seed(17)
+    model = promptable_segmenter().eval()
+    d, width = model.config.embed_dim, model.config.refine_width
+    images = torch.rand(2, 3, 32, 40)
+    with torch.no_grad():
+        emb = model.embed(images)
+        hires = model.refiner.features((images - model.image_encoder.mean) / model.image_encoder.std)
+    assert emb.shape == (2, model.embedding_channels, 8, 10) and model.embedding_channels == d + width * 16
+    torch.testing.assert_close(emb[:, :d], model.image_encoder(images))
+    torch.testing.assert_close(torch.nn.functional.pixel_shuffle(emb[:, d:], 4), hires)
+
+
+def test_an_untrained_refiner_returns_the_decoders_masks_and_a_trained_one_sees_the_clicks():
+    torch.manual_seed(18)
+    model = promptable_segmenter().eval()
+    images = torch.rand(1, 3, 32, 32)
+    points, labels = torch.tensor([[[8.0, 9.0], [20.0, 22.0]]]), torch.tensor([[1, 0]])
+    with torch.no_grad():
+        emb = model.embed(images)
+        refined, iou = model.decode(emb, points, labels, multimask=False)
+        refiner, model.refiner = model.refiner, None                 # the same weights without the refiner
+        plain, plain_iou = model.decode(emb[:, :model.config.embed_dim], points, labels, multimask=False)
+        model.refiner = refiner
+    torch.testing.assert_close(refined, plain)                        # its last convolution starts at zero
+    torch.testing.assert_close(iou, plain_iou)
+    torch.nn.init.normal_(model.refiner.head[-1].weight, std=0.5)
+    with torch.no_grad():
+        moved, _ = model.decode(emb, points, labels, multimask=False)
+        other, _ = model.decode(emb, points + torch.tensor([[[3.0, 0.0], [0.0, 0.0]]]), labels, multimask=False)
+    assert not torch.allclose(moved, plain) and not torch.allclose(moved, other)
+
+
+def test_decode_names_the_embedding_shape_it_expects():
+    model = promptable_segmenter()
+    with pytest.raises(ValueError, match=r"embedding must be float \(B, 320, h, w\).*got \(1, 64, 8, 8\)"):
+        model.decode(torch.zeros(1, 64, 8, 8), torch.tensor([[[4.0, 4.0]]]), torch.ones(1, 1, dtype=torch.int64))
+    assert promptable_segmenter(refine_width=0).embedding_channels == 64

@@ -14,6 +14,8 @@ from segcourse.train.promptable import (
     PromptableTask,
     baseline_curves,
     click_curves,
+    concat_objects,
+    interactive_objects,
     objects_from_arrays,
     sample_click,
     tune_tolerance,
@@ -115,3 +117,20 @@ def test_training_and_benchmark_with_mask_feedback():
     loss.backward()
     assert torch.isfinite(loss) and model.click_downscaling[0].weight.grad.abs().sum() > 0
     assert click_curves(model, obj, max_clicks=3, min_clicks=3)["curves"].shape == (4, 3)
+
+
+def test_concat_objects_renumbers_images_and_keeps_every_mask():
+    cells = interactive_objects("cells", "train", 3, 32)
+    shapes = interactive_objects("shapes", "train", 2, 32)
+    both = concat_objects(cells, shapes)
+    assert len(both) == len(cells) + len(shapes) and len(both.images) == 5
+    for i in range(len(cells)):
+        np.testing.assert_array_equal(both.mask(i), cells.mask(i))
+    for j in range(len(shapes)):
+        np.testing.assert_array_equal(both.mask(len(cells) + j), shapes.mask(j))
+        np.testing.assert_array_equal(both.whole(len(cells) + j), shapes.whole(j))
+        torch.testing.assert_close(both.images[both.image_index[len(cells) + j]], shapes.images[shapes.image_index[j]])
+    with pytest.raises(ValueError, match="one size"):
+        concat_objects(cells, interactive_objects("shapes", "train", 1, 64))
+    with pytest.raises(ValueError, match="at least one"):
+        concat_objects()

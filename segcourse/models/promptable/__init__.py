@@ -3,7 +3,7 @@
 * :mod:`.prompt_encoder` -- random-Fourier positional encoding, point / box / padding embeddings;
 * :mod:`.transformer` -- attention with a down-projection, the two-way attention block and transformer;
 * :mod:`.mask_decoder` -- output tokens, hypernetwork masks (``K = 3`` for ambiguous prompts + 1) and the IoU head;
-* :mod:`.model` -- a small CNN image encoder and :class:`PromptableSegmenter` (``embed`` once, ``decode`` per click).
+* :mod:`.model` -- a small CNN image encoder, a full-resolution boundary refiner and :class:`PromptableSegmenter` (``embed`` once, ``decode`` per click).
 
 The prompt encoder, the two-way transformer and the mask decoder keep SAM's parameter names: with
 copied weights they equal ``segment_anything.modeling`` (``tests/models/test_promptable.py``), and a real
@@ -15,7 +15,15 @@ Reference: Kirillov et al., "Segment Anything", ICCV 2023, https://arxiv.org/abs
 """
 
 from .mask_decoder import MLP, LayerNorm2d, MaskDecoder
-from .model import STRIDE, ImageEncoder, PromptableConfig, PromptableSegmenter, pick_mask, promptable_segmenter
+from .model import (
+    STRIDE,
+    BoundaryRefiner,
+    ImageEncoder,
+    PromptableConfig,
+    PromptableSegmenter,
+    pick_mask,
+    promptable_segmenter,
+)
 from .prompt_encoder import NEGATIVE, PADDING, POSITIVE, PositionEmbeddingRandom, PromptEncoder
 from .transformer import Attention, MLPBlock, TwoWayAttentionBlock, TwoWayTransformer
 
@@ -23,5 +31,5 @@ __all__ = [
     "PositionEmbeddingRandom", "PromptEncoder", "POSITIVE", "NEGATIVE", "PADDING",
     "Attention", "MLPBlock", "TwoWayAttentionBlock", "TwoWayTransformer",
     "MLP", "LayerNorm2d", "MaskDecoder",
-    "ImageEncoder", "PromptableConfig", "PromptableSegmenter", "promptable_segmenter", "pick_mask", "STRIDE",
+    "ImageEncoder", "BoundaryRefiner", "PromptableConfig", "PromptableSegmenter", "promptable_segmenter", "pick_mask", "STRIDE",
 ]

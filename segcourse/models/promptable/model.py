@@ -21,10 +21,21 @@ What differs from SAM (ViT-H image encoder of 632 M parameters at 1024 px, ``D =
   whatever the click (measured: the training loss stayed on that plateau for 200+ steps); the dense
   click maps give it the click's neighbourhood directly (RITM's click encoding, Sofiiuk et al. 2022).
   The decoder stays light and the encoder still runs once per image;
+* a **full-resolution boundary refiner** (``refine_width > 0``): SAM returns masks at stride 4 and upsamples
+  them; here the objects are nuclei of ~15 pixels, where a mask right everywhere but one pixel off its
+  boundary has an IoU near 0.8 (``metrics.interactive.ring_iou``), so NoC@85/90 need pixel-exact edges.
+  :class:`BoundaryRefiner` computes full-resolution image features once, with the embedding (packed into
+  it by pixel-unshuffle, so the embedding stays one tensor), and per click adds to each mask's logits a
+  correction from those features, the logits and sharp click maps -- the idea of HQ-SAM's early high-resolution
+  features (Ke et al. 2023) and of FocalClick's refiner (Chen et al. 2022), in three small convolutions.
+  Measured on ``cells`` with the same training: NoC@85 from about 7 clicks without it to under 4 with it;
 * images are given in ``[0, 1]``, normalised inside with the ImageNet mean and std, at any size divisible
   by 4 (SAM resizes and pads to 1024 x 1024).
 
-Reference: Kirillov et al., "Segment Anything", ICCV 2023, https://arxiv.org/abs/2304.02643.
+References:
+    Kirillov et al., "Segment Anything", ICCV 2023, https://arxiv.org/abs/2304.02643.
+    Ke et al., "Segment Anything in High Quality" (HQ-SAM), NeurIPS 2023, https://arxiv.org/abs/2306.01567.
+    Chen et al., "FocalClick: Towards Practical Interactive Image Segmentation", CVPR 2022, https://arxiv.org/abs/2204.02574.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .mask_decoder import LayerNorm2d, MaskDecoder
@@ -60,6 +72,8 @@ class PromptableConfig:
     click_maps: bool = True        # the clicks as a dense prompt too (see the module docstring)
     click_radius: float = 3.0      # pixels
     mask_feedback: bool = False    # the previous mask as a third dense-prompt channel (SAM's mask prompt)
+    refine_width: int = 16         # channels of the full-resolution boundary refiner (0: none, SAM's plain output)
+    refine_click_radius: float = 1.5   # pixels: the refiner's own, sharper click maps
 
 
 class _Residual(nn.Module):
@@ -95,6 +109,47 @@ class ImageEncoder(nn.Module):
         return self.neck(self.blocks(self.stem((images - self.mean) / self.std)))
 
 
+def gaussian_click_maps(points: torch.Tensor, labels: torch.Tensor, size: tuple[int, int], radius: float) -> torch.Tensor:
+    """Positive and negative click maps float ``(B, 2, H, W)``: at each pixel the largest Gaussian bump
+    ``exp(-d^2 / (2 radius^2))`` of the clicks of that kind (``points`` float ``(B, N, 2)`` ``(x, y)``,
+    ``labels`` int64 ``(B, N)``: 1 positive, 0 negative, -1 padding -- in neither map)."""
+    h, w = size
+    ys = torch.arange(h, dtype=torch.float32, device=points.device).view(1, 1, h, 1)
+    xs = torch.arange(w, dtype=torch.float32, device=points.device).view(1, 1, 1, w)
+    px, py = points[..., 0, None, None], points[..., 1, None, None]                # (B, N, 1, 1)
+    bumps = torch.exp(-((xs - px) ** 2 + (ys - py) ** 2) / (2 * radius ** 2))      # (B, N, H, W)
+    pos = (bumps * (labels == 1)[..., None, None]).amax(dim=1)
+    neg = (bumps * (labels == 0)[..., None, None]).amax(dim=1)
+    return torch.stack([pos, neg], dim=1)
+
+
+class BoundaryRefiner(nn.Module):
+    """A full-resolution correction of the decoder's mask logits (see the module docstring).
+
+    :meth:`features`: image float ``(B, 3, H, W)`` (normalised) -> ``(B, width, H, W)``, run once per image;
+    :meth:`forward`: ``features (B, width, H, W)``, ``masks`` logits ``(B, K, H, W)``, ``click_maps``
+    ``(B, 2, H, W)`` -> refined logits ``(B, K, H, W)``. The last convolution starts at zero, so an
+    untrained refiner returns the decoder's masks unchanged.
+    """
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.image = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, width, 3, padding=1))
+        self.head = nn.Sequential(nn.Conv2d(width + 1 + 2, width, 3, padding=1), nn.GELU(),
+                                  nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.GELU(), nn.Conv2d(width, 1, 1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def features(self, normalised_images: torch.Tensor) -> torch.Tensor:
+        return self.image(normalised_images)
+
+    def forward(self, features: torch.Tensor, masks: torch.Tensor, click_maps: torch.Tensor) -> torch.Tensor:
+        b, k, h, w = masks.shape
+        x = torch.cat([features[:, None].expand(b, k, *features.shape[1:]), masks[:, :, None],
+                       click_maps[:, None].expand(b, k, *click_maps.shape[1:])], dim=2)
+        return masks + self.head(x.reshape(b * k, -1, h, w)).reshape(b, k, h, w)
+
+
 class PromptableSegmenter(nn.Module):
     """Image encoder + prompt encoder + mask decoder, with the encoder split from the per-click decoder.
 
@@ -116,6 +171,7 @@ class PromptableSegmenter(nn.Module):
             transformer_dim=d,
             transformer=TwoWayTransformer(config.depth, d, config.num_heads, config.mlp_dim),
             num_multimask_outputs=config.num_multimask_outputs, iou_head_hidden_dim=config.iou_head_hidden_dim)
+        self.refiner = BoundaryRefiner(config.refine_width) if config.refine_width else None
         if config.click_maps:
             c = d // 4
             self.click_downscaling = nn.Sequential(           # SAM's mask_downscaling, with 2 input maps
@@ -123,20 +179,25 @@ class PromptableSegmenter(nn.Module):
                 nn.Conv2d(c // 4, c, kernel_size=2, stride=2), LayerNorm2d(c), nn.GELU(),
                 nn.Conv2d(c, d, kernel_size=1))
 
+    @property
+    def embedding_channels(self) -> int:
+        """Channels of :meth:`embed`'s output: ``D``, plus the refiner's full-resolution features packed 4x4 per cell."""
+        return self.config.embed_dim + (self.config.refine_width * STRIDE * STRIDE if self.refiner is not None else 0)
+
     def click_maps(self, points: torch.Tensor, labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Positive and negative click maps float ``(B, 2, H, W)``: the largest Gaussian bump of each kind."""
-        h, w = size
-        ys = torch.arange(h, dtype=torch.float32, device=points.device).view(1, 1, h, 1)
-        xs = torch.arange(w, dtype=torch.float32, device=points.device).view(1, 1, 1, w)
-        px, py = points[..., 0, None, None], points[..., 1, None, None]                # (B, N, 1, 1)
-        bumps = torch.exp(-((xs - px) ** 2 + (ys - py) ** 2) / (2 * self.config.click_radius ** 2))   # (B, N, H, W)
-        pos = (bumps * (labels == 1)[..., None, None]).amax(dim=1)
-        neg = (bumps * (labels == 0)[..., None, None]).amax(dim=1)
-        return torch.stack([pos, neg], dim=1)
+        """Positive and negative click maps float ``(B, 2, H, W)`` of ``click_radius`` (:func:`gaussian_click_maps`)."""
+        return gaussian_click_maps(points, labels, size, self.config.click_radius)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """The image embedding float ``(B, D, H/4, W/4)``: run once per image."""
-        return self.image_encoder(images)
+        """The image embedding float ``(B, embedding_channels, H/4, W/4)``: run once per image.
+
+        Its first ``D`` channels are the grid tokens the decoder attends to; with the refiner, the rest are
+        its full-resolution features, each 4 x 4 block of pixels stacked on its grid cell (pixel unshuffle)."""
+        grid = self.image_encoder(images)
+        if self.refiner is None:
+            return grid
+        hires = self.refiner.features((images - self.image_encoder.mean) / self.image_encoder.std)
+        return torch.cat([grid, F.pixel_unshuffle(hires, STRIDE)], dim=1)
 
     def decode(self, embedding: torch.Tensor, points: torch.Tensor | None, labels: torch.Tensor | None,
                boxes: torch.Tensor | None = None, *, multimask: bool = True,
@@ -145,6 +206,11 @@ class PromptableSegmenter(nn.Module):
 
         ``mask_input``: float ``(B, 1, H, W)`` in ``[0, 1]``, the previous prediction, used when the model was
         built with ``mask_feedback=True`` (zeros when ``None``: the first click)."""
+        if embedding.ndim != 4 or embedding.shape[1] != self.embedding_channels:
+            raise ValueError(f"embedding must be float (B, {self.embedding_channels}, h, w) from this model's embed(), "
+                             f"got {tuple(embedding.shape)}")
+        d = self.config.embed_dim
+        tokens, hires = embedding[:, :d], embedding[:, d:]
         grid = tuple(embedding.shape[-2:])
         size = (grid[0] * STRIDE, grid[1] * STRIDE)
         prompts = None if points is None else (points, labels)
@@ -155,7 +221,13 @@ class PromptableSegmenter(nn.Module):
                 previous = mask_input if mask_input is not None else maps.new_zeros(maps.shape[0], 1, *size)
                 maps = torch.cat([maps, previous.to(maps.dtype)], dim=1)
             dense = dense + self.click_downscaling(maps)
-        return self.mask_decoder(embedding, self.prompt_encoder.get_dense_pe(grid), sparse, dense, multimask_output=multimask)
+        masks, iou_pred = self.mask_decoder(tokens, self.prompt_encoder.get_dense_pe(grid), sparse, dense,
+                                            multimask_output=multimask)
+        if self.refiner is not None:
+            fine = (gaussian_click_maps(points, labels, size, self.config.refine_click_radius) if points is not None
+                    else masks.new_zeros(masks.shape[0], 2, *size))
+            masks = self.refiner(F.pixel_shuffle(hires, STRIDE), masks, fine)
+        return masks, iou_pred
 
     def forward(self, images, points, labels, boxes=None, *, multimask: bool = True):
         return self.decode(self.embed(images), points, labels, boxes, multimask=multimask)
