@@ -41,7 +41,8 @@ def build_scheduler(name: SchedulerName | None, optimizer: torch.optim.Optimizer
 
     ``"poly"``: ``lr * (1 - t/T)**0.9`` (DeepLab's); ``"cosine"``: cosine annealing to 0;
     ``"onecycle"``: a warm-up over the first 10 % of the steps to ``lr``, then cosine annealing
-    (``torch.optim.lr_scheduler.OneCycleLR(max_lr=lr, pct_start=0.1)``); ``None``: a constant ``lr``.
+    (``torch.optim.lr_scheduler.OneCycleLR(max_lr=lr, pct_start=0.1)``); ``None``: a constant ``lr``. With
+    at most 10 steps the warm-up takes 1.5 steps (OneCycleLR needs it to end after step 0); under 3, a constant ``lr``.
     """
     if name is None:
         return None
@@ -53,4 +54,8 @@ def build_scheduler(name: SchedulerName | None, optimizer: torch.optim.Optimizer
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     max_lr = [group["lr"] for group in optimizer.param_groups]
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=0.1)
+    if total < 3:                  # no room for a warm-up and an annealing phase: a constant lr
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    # OneCycleLR's warm-up ends at step pct_start * total - 1, which must be after step 0: at most 10 steps
+    # would divide by zero with 10 %, so the warm-up then takes 1.5 steps' worth
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=max(0.1, 1.5 / total))

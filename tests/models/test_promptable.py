@@ -210,7 +210,7 @@ def test_the_embedding_packs_the_refiners_full_resolution_features_by_pixel_unsh
     with torch.no_grad():
         emb = model.embed(images)
         hires = model.refiner.features((images - model.image_encoder.mean) / model.image_encoder.std)
-    assert emb.shape == (2, model.embedding_channels, 8, 10) and model.embedding_channels == d + width * 16
+    assert emb.shape == (2, model.embedding_channels, 8, 10) and model.embedding_channels == d + width * 16 == 192
     torch.testing.assert_close(emb[:, :d], model.image_encoder(images))
     torch.testing.assert_close(torch.nn.functional.pixel_shuffle(emb[:, d:], 4), hires)
 

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from segcourse import IGNORE_INDEX, seed_everything
-from segcourse.train import History, evaluate, fit, plot_history, predict
+from segcourse.train import History, build_scheduler, evaluate, fit, plot_history, predict
 
 from ._train_helpers import FixedPrediction, tiny_data, tiny_net
 
@@ -722,3 +722,18 @@ def test_the_three_tasks_are_tasks_and_anything_else_is_refused(loaders):
     assert [(t.monitor, t.mode) for t in tasks] == [("val_miou", "max"), ("val_loss", "min"), ("val_loss", "min")]
     with pytest.raises(TypeError, match="task must provide monitor, mode, to_device"):
         fit(tiny_net(), loaders[0], task=object(), epochs=1)
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 5, 10, 11])
+def test_onecycle_with_few_steps_warms_up_and_anneals_without_dividing_by_zero(total):
+    net = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    scheduler = build_scheduler("onecycle", optimizer, total)
+    lrs = []
+    for _ in range(total):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert len(lrs) == total and all(0 < lr <= 0.1 + 1e-12 for lr in lrs)
+    if total >= 3:
+        assert lrs[0] < max(lrs) and lrs[-1] < max(lrs)             # up, then down

@@ -72,7 +72,7 @@ class PromptableConfig:
     click_maps: bool = True        # the clicks as a dense prompt too (see the module docstring)
     click_radius: float = 3.0      # pixels
     mask_feedback: bool = False    # the previous mask as a third dense-prompt channel (SAM's mask prompt)
-    refine_width: int = 16         # channels of the full-resolution boundary refiner (0: none, SAM's plain output)
+    refine_width: int = 8          # channels of the full-resolution boundary refiner (0: none, SAM's plain output)
     refine_click_radius: float = 1.5   # pixels: the refiner's own, sharper click maps
 
 
@@ -132,7 +132,7 @@ class BoundaryRefiner(nn.Module):
     untrained refiner returns the decoder's masks unchanged.
     """
 
-    def __init__(self, width: int = 16) -> None:
+    def __init__(self, width: int = 8) -> None:
         super().__init__()
         self.image = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, width, 3, padding=1))
         self.head = nn.Sequential(nn.Conv2d(width + 1 + 2, width, 3, padding=1), nn.GELU(),
