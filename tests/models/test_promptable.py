@@ -237,6 +237,6 @@ def test_an_untrained_refiner_returns_the_decoders_masks_and_a_trained_one_sees_
 
 def test_decode_names_the_embedding_shape_it_expects():
     model = promptable_segmenter()
-    with pytest.raises(ValueError, match=r"embedding must be float \(B, 320, h, w\).*got \(1, 64, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"embedding must be float \(B, 192, h, w\).*got \(1, 64, 8, 8\)"):
         model.decode(torch.zeros(1, 64, 8, 8), torch.tensor([[[4.0, 4.0]]]), torch.ones(1, 1, dtype=torch.int64))
     assert promptable_segmenter(refine_width=0).embedding_channels == 64
