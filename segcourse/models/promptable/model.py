@@ -106,7 +106,11 @@ class ImageEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[-1] % STRIDE or images.shape[-2] % STRIDE:
             raise ValueError(f"images must be float (B, 3, H, W) with H and W divisible by {STRIDE}, got {tuple(images.shape)}")
-        return self.neck(self.blocks(self.stem((images - self.mean) / self.std)))
+        return self.neck(self.blocks(self.stem(self.normalise(images))))
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """``[0, 1]`` images -> ImageNet-normalised ones (the encoder's input; also the refiner's)."""
+        return (images - self.mean) / self.std
 
 
 def gaussian_click_maps(points: torch.Tensor, labels: torch.Tensor, size: tuple[int, int], radius: float) -> torch.Tensor:
@@ -196,7 +200,7 @@ class PromptableSegmenter(nn.Module):
         grid = self.image_encoder(images)
         if self.refiner is None:
             return grid
-        hires = self.refiner.features((images - self.image_encoder.mean) / self.image_encoder.std)
+        hires = self.refiner.features(self.image_encoder.normalise(images))
         return torch.cat([grid, F.pixel_unshuffle(hires, STRIDE)], dim=1)
 
     def decode(self, embedding: torch.Tensor, points: torch.Tensor | None, labels: torch.Tensor | None,
